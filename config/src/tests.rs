@@ -1,0 +1,50 @@
+use super::*;
+
+#[test]
+fn empty_file_is_the_default_hub() {
+    let c = HubConfig::from_toml("").unwrap();
+    assert_eq!(c, HubConfig::default());
+    c.validate().unwrap();
+    assert_eq!(c.endpoint(), "http://localhost:3000");
+}
+
+#[test]
+fn toml_round_trips() {
+    let mut c = HubConfig::default();
+    c.upstream.mode = UpstreamMode::Webhook;
+    c.upstream.webhook_url = Some("http://app:8080/hook".into());
+    c.permissions.push(PermissionGrant {
+        namespace: "/demo".into(),
+        join: vec!["*".into()],
+        emit: vec!["*".into()],
+    });
+    c.socketio.recovery.enabled = true;
+    let text = c.to_toml();
+    assert_eq!(HubConfig::from_toml(&text).unwrap(), c);
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let err = HubConfig::from_toml("pth = \"/x/\"").unwrap_err();
+    assert!(err.to_string().contains("pth"), "{err}");
+}
+
+#[test]
+fn every_problem_is_reported_with_its_field() {
+    let mut c = HubConfig::default();
+    c.path = "socket.io".into();
+    c.upstream.mode = UpstreamMode::Webhook;
+    c.engine.ping_timeout_ms = 5;
+    let ConfigError::Invalid(problems) = c.validate().unwrap_err() else { panic!("expected Invalid") };
+    let fields: Vec<_> = problems.iter().map(|p| p.field).collect();
+    assert_eq!(fields, ["path", "engine.ping_timeout_ms", "upstream.webhook_url"]);
+}
+
+#[test]
+fn patterns() {
+    assert!(pattern_matches("*", "/anything"));
+    assert!(pattern_matches("/org-*", "/org-1"));
+    assert!(!pattern_matches("/org-*", "/orz"));
+    assert!(pattern_matches("/chat", "/chat"));
+    assert!(!pattern_matches("/chat", "/chat2"));
+}

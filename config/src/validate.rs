@@ -1,0 +1,141 @@
+//! Start-up validation: every problem found, each naming its field and what to do.
+
+use std::fmt;
+
+use crate::{HubConfig, Transport, UpstreamMode};
+
+/// One thing wrong with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted path of the field (`engine.ping_timeout_ms`).
+    pub field: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is not valid TOML for this schema.
+    #[error("configuration file: {0}")]
+    Parse(String),
+    /// The values do not make a runnable hub.
+    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+impl HubConfig {
+    /// Check the whole configuration; returns every problem, not just the first.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut bad = |field: &'static str, message: String| problems.push(Problem { field, message });
+
+        if !self.path.starts_with('/') || !self.path.ends_with('/') {
+            bad("path", format!("{:?} must start and end with '/', like \"/socket.io/\"", self.path));
+        }
+        let e = &self.engine;
+        if e.transports.is_empty() {
+            bad("engine.transports", "needs at least one of \"polling\", \"websocket\"".into());
+        }
+        if e.ping_interval_ms < 100 || e.ping_interval_ms > 3_600_000 {
+            bad("engine.ping_interval_ms", format!("{} is outside 100..=3600000", e.ping_interval_ms));
+        }
+        if e.ping_timeout_ms < 100 || e.ping_timeout_ms > 3_600_000 {
+            bad("engine.ping_timeout_ms", format!("{} is outside 100..=3600000", e.ping_timeout_ms));
+        }
+        if e.max_payload < 1024 || e.max_payload > 256 << 20 {
+            bad("engine.max_payload", format!("{} is outside 1024..=268435456 bytes", e.max_payload));
+        }
+        if e.max_queued_frames < 16 {
+            bad("engine.max_queued_frames", format!("{} is below 16", e.max_queued_frames));
+        }
+        if e.max_queued_bytes < e.max_payload.min(64 << 10) {
+            bad("engine.max_queued_bytes", "must hold at least one 64 KiB message".into());
+        }
+        if e.max_sessions == 0 {
+            bad("engine.max_sessions", "must be at least 1".into());
+        }
+        if !e.transports.contains(&Transport::Polling) && e.upgrade_timeout_ms == 0 {
+            // Harmless, but a zero upgrade timeout would refuse every upgrade.
+        } else if e.upgrade_timeout_ms == 0 {
+            bad("engine.upgrade_timeout_ms", "must be above 0".into());
+        }
+        let s = &self.socketio;
+        if s.connect_timeout_ms == 0 {
+            bad("socketio.connect_timeout_ms", "must be above 0".into());
+        }
+        if s.namespaces.is_empty() {
+            bad("socketio.namespaces", "is empty, so no client could connect; use [\"*\"] for any".into());
+        }
+        for ns in &s.namespaces {
+            if ns != "*" && !ns.starts_with('/') {
+                bad("socketio.namespaces", format!("{ns:?} must start with '/' (or be \"*\")"));
+            }
+        }
+        if s.max_attachments > 1024 {
+            bad("socketio.max_attachments", format!("{} is above 1024", s.max_attachments));
+        }
+        if s.recovery.enabled && s.recovery.max_buffered_packets == 0 {
+            bad("socketio.recovery.max_buffered_packets", "must be above 0 when recovery is on".into());
+        }
+        for origin in &self.cors.allowed_origins {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                bad(
+                    "cors.allowed_origins",
+                    format!("{origin:?} must be \"*\" or start with http:// or https://"),
+                );
+            }
+        }
+        if self.cors.credentials && self.cors.allowed_origins.iter().any(|o| o == "*") {
+            bad("cors.credentials", "browsers refuse credentials with origin \"*\"; list the origins".into());
+        }
+        let u = &self.upstream;
+        match (u.mode, &u.webhook_url) {
+            (UpstreamMode::Webhook, None) => {
+                bad("upstream.webhook_url", "is required when upstream.mode = \"webhook\"".into())
+            }
+            (_, Some(url)) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                bad("upstream.webhook_url", format!("{url:?} must be an http:// or https:// URL"))
+            }
+            _ => {}
+        }
+        if u.webhook_timeout_ms == 0 || u.webhook_max_in_flight == 0 {
+            bad("upstream", "webhook_timeout_ms and webhook_max_in_flight must be above 0".into());
+        }
+        if self.auth.access_keys.len() > 2 {
+            bad(
+                "auth.access_keys",
+                format!("holds {} keys; at most two (primary, secondary)", self.auth.access_keys.len()),
+            );
+        }
+        for key in &self.auth.access_keys {
+            if key.len() < 16 {
+                bad("auth.access_keys", "each key needs at least 16 characters".into());
+            }
+        }
+        for grant in &self.permissions {
+            if grant.namespace != "*" && !grant.namespace.starts_with('/') {
+                bad("permissions.namespace", format!("{:?} must start with '/'", grant.namespace));
+            }
+        }
+        if let Some(ep) = &self.public_endpoint {
+            if !(ep.starts_with("http://") || ep.starts_with("https://")) {
+                bad("public_endpoint", format!("{ep:?} must start with http:// or https://"));
+            }
+        }
+        if self.workers == Some(0) {
+            bad("workers", "must be at least 1".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+}
