@@ -1,3 +1,4 @@
+#![allow(clippy::field_reassign_with_default)] // tests tweak one field of the default at a time
 use super::*;
 
 #[test]
