@@ -1,0 +1,325 @@
+#!/usr/bin/env node
+'use strict';
+// Reference implementation of the hub's client-facing contract on plain Node `socket.io` 4.x.
+//
+// It exists to prove the e2e tests right before (and beside) the real hub: the same flags
+// (`--config`, `--listen`, `--admin-listen`), the same TOML (a subset of config/src/lib.rs), the same
+// ready line, the reserved events `hub:join` / `hub:leave` / `hub:to` with `[[permissions]]`,
+// client JWT auth, serverless webhooks and the REST API. It is a test tool, not a product: what
+// Node socket.io cannot do (bounded outbound queues, ...) it does not pretend to.
+
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const http = require('node:http');
+const { Server } = require('socket.io');
+const { parse: parseToml } = require('smol-toml');
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+}
+
+const file = arg('--config');
+const raw = file ? parseToml(fs.readFileSync(file, 'utf8')) : {};
+const cfg = {
+  path: raw.path || '/socket.io/',
+  engine: {
+    transports: ['polling', 'websocket'], ping_interval_ms: 25000, ping_timeout_ms: 20000,
+    max_payload: 1000000, upgrade_timeout_ms: 10000, ...(raw.engine || {}),
+  },
+  socketio: { connect_timeout_ms: 45000, namespaces: ['*'], max_attachments: 16, ack_timeout_ms: 10000, ...(raw.socketio || {}) },
+  cors: { allowed_origins: [], credentials: false, ...(raw.cors || {}) },
+  upstream: { mode: 'none', webhook_timeout_ms: 5000, ...(raw.upstream || {}) },
+  auth: { access_keys: [], client_auth: 'disabled', ...(raw.auth || {}) },
+  permissions: raw.permissions || [],
+  demo_page: raw.demo_page !== undefined ? raw.demo_page : true,
+};
+const recovery = { enabled: false, max_disconnection_ms: 120000, ...((raw.socketio || {}).recovery || {}) };
+const keys = cfg.auth.access_keys.length ? cfg.auth.access_keys : [crypto.randomBytes(24).toString('hex')];
+
+const matches = (pattern, name) => (pattern.endsWith('*') ? name.startsWith(pattern.slice(0, -1)) : pattern === name);
+const nsAllowed = (name) => cfg.socketio.namespaces.some((p) => matches(p, name));
+const granted = (nsp, room, kind) =>
+  cfg.permissions.some((g) => matches(g.namespace, nsp) && (g[kind] || []).some((p) => matches(p, room)));
+
+// ---- JWT (HS256) ----
+function verifyJwt(token) {
+  if (typeof token !== 'string' || token.split('.').length !== 3) return { error: 'malformed token' };
+  const [h, p, s] = token.split('.');
+  let header;
+  let claims;
+  try {
+    header = JSON.parse(Buffer.from(h, 'base64url'));
+    claims = JSON.parse(Buffer.from(p, 'base64url'));
+  } catch {
+    return { error: 'malformed token' };
+  }
+  if (header.alg !== 'HS256') return { error: 'unsupported token algorithm' };
+  const ok = keys.some((k) => {
+    const want = crypto.createHmac('sha256', k).update(`${h}.${p}`).digest();
+    const got = Buffer.from(s, 'base64url');
+    return got.length === want.length && crypto.timingSafeEqual(got, want);
+  });
+  if (!ok) return { error: 'invalid token signature' };
+  if (typeof claims.exp !== 'number') return { error: 'token has no exp' };
+  if (claims.exp * 1000 < Date.now()) return { error: 'token expired' };
+  return { claims };
+}
+
+function signJwt(claims) {
+  const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const body = `${enc({ alg: 'HS256', typ: 'JWT' })}.${enc(claims)}`;
+  return `${body}.${crypto.createHmac('sha256', keys[0]).update(body).digest('base64url')}`;
+}
+
+// ---- binary <-> {"_binary": base64} ----
+function toWire(v) {
+  if (Buffer.isBuffer(v) || v instanceof ArrayBuffer || ArrayBuffer.isView(v)) return { _binary: Buffer.from(v).toString('base64') };
+  if (Array.isArray(v)) return v.map(toWire);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toWire(x)]));
+  return v;
+}
+function fromWire(v) {
+  if (Array.isArray(v)) return v.map(fromWire);
+  if (v && typeof v === 'object') {
+    const ks = Object.keys(v);
+    if (ks.length === 1 && ks[0] === '_binary' && typeof v._binary === 'string') return Buffer.from(v._binary, 'base64');
+    return Object.fromEntries(ks.map((k) => [k, fromWire(v[k])]));
+  }
+  return v;
+}
+
+// ---- webhooks ----
+async function webhook(type, body) {
+  const text = JSON.stringify(body);
+  const sig = keys.map((k) => `sha256=${crypto.createHmac('sha256', k).update(text).digest('hex')}`).join(',');
+  const res = await fetch(cfg.upstream.webhook_url, {
+    method: 'POST',
+    body: text,
+    signal: AbortSignal.timeout(cfg.upstream.webhook_timeout_ms),
+    headers: {
+      'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-type': `socketio.${type}`,
+      'ce-id': crypto.randomUUID(), 'ce-source': 'socketio-hub-reference', 'ce-time': new Date().toISOString(),
+      'ce-signature': sig,
+    },
+  });
+  const resText = await res.text();
+  let json = null;
+  if (resText) {
+    try { json = JSON.parse(resText); } catch { json = undefined; }
+  }
+  return { status: res.status, json };
+}
+
+const webhookMode = cfg.upstream.mode === 'webhook';
+
+// ---- servers ----
+const httpServer = http.createServer((req, res) => api(req, res).catch((e) => send(res, 500, { error: String(e) })));
+const corsOrigin = cfg.cors.allowed_origins.length === 0 ? true
+  : cfg.cors.allowed_origins.includes('*') ? '*' : cfg.cors.allowed_origins;
+const io = new Server(httpServer, {
+  path: cfg.path,
+  serveClient: false,
+  transports: cfg.engine.transports,
+  pingInterval: cfg.engine.ping_interval_ms,
+  pingTimeout: cfg.engine.ping_timeout_ms,
+  upgradeTimeout: cfg.engine.upgrade_timeout_ms,
+  maxHttpBufferSize: cfg.engine.max_payload,
+  connectTimeout: cfg.socketio.connect_timeout_ms,
+  cors: { origin: corsOrigin, credentials: !!cfg.cors.credentials },
+  connectionStateRecovery: recovery.enabled
+    ? { maxDisconnectionDuration: recovery.max_disconnection_ms, skipMiddlewares: true } : undefined,
+});
+
+function setup(nsp) {
+  nsp.use(async (socket, next) => {
+    const name = socket.nsp.name;
+    if (!nsAllowed(name)) return next(new Error('Invalid namespace'));
+    let claims = null;
+    const token = (socket.handshake.auth && socket.handshake.auth.token) || socket.handshake.query.access_token;
+    if (token) {
+      const v = verifyJwt(token);
+      if (v.error && cfg.auth.client_auth === 'required') return next(new Error(`unauthorized: ${v.error}`));
+      claims = v.claims || null;
+    } else if (cfg.auth.client_auth === 'required') {
+      return next(new Error('unauthorized: a token is required (query access_token or auth.token)'));
+    }
+    socket.data.claims = claims;
+    if (!webhookMode) return next();
+    const { token: _t, ...auth } = socket.handshake.auth || {};
+    let r;
+    try {
+      r = await webhook('connect', {
+        type: 'connect', namespace: name, sid: socket.id,
+        handshake: {
+          auth, query: socket.handshake.query, headers: socket.handshake.headers,
+          address: socket.handshake.address, time: socket.handshake.time, url: socket.handshake.url, claims,
+        },
+      });
+    } catch (e) {
+      return next(new Error(`upstream unavailable: ${e.message}`));
+    }
+    if (r.status >= 200 && r.status < 300 && r.json !== undefined) {
+      for (const room of (r.json && r.json.rooms) || []) socket.join(room);
+      return next();
+    }
+    if (r.status >= 400 && r.status < 500 && r.json) {
+      const err = new Error(r.json.message || 'rejected');
+      if (r.json.data !== undefined) err.data = r.json.data;
+      return next(err);
+    }
+    return next(new Error(`upstream unavailable: webhook answered ${r.status}`));
+  });
+
+  nsp.on('connection', (socket) => {
+    const name = socket.nsp.name;
+    if (webhookMode && !socket.recovered) {
+      webhook('connected', { type: 'connected', namespace: name, sid: socket.id }).catch(() => {});
+    }
+    socket.on('disconnect', (reason) => {
+      if (webhookMode) webhook('disconnected', { type: 'disconnected', namespace: name, sid: socket.id, reason }).catch(() => {});
+    });
+    socket.onAny((event, ...args) => {
+      const ack = typeof args[args.length - 1] === 'function' ? args.pop() : null;
+      const reply = (v) => ack && ack(v);
+      if (event === 'hub:join' || event === 'hub:leave') {
+        const room = args[0];
+        if (typeof room !== 'string' || room === '') return reply({ ok: false, error: 'room must be a non-empty string' });
+        if (!granted(name, room, 'join')) return reply({ ok: false, error: `permission denied: cannot ${event.slice(4)} room "${room}" in ${name}` });
+        if (event === 'hub:join') socket.join(room); else socket.leave(room);
+        return reply({ ok: true });
+      }
+      if (event === 'hub:to') {
+        const [target, ev, ...rest] = args;
+        const rooms = Array.isArray(target) ? target : [target];
+        if (rooms.length === 0 || rooms.some((r) => typeof r !== 'string' || r === '') || typeof ev !== 'string') {
+          return reply({ ok: false, error: 'usage: hub:to(room | rooms, event, ...args)' });
+        }
+        const denied = rooms.find((r) => !granted(name, r, 'emit'));
+        if (denied !== undefined) return reply({ ok: false, error: `permission denied: cannot emit to room "${denied}" in ${name}` });
+        const op = socket.to(rooms);
+        (socket.flags && socket.flags.volatile ? op.volatile : op).emit(ev, ...rest);
+        return reply({ ok: true });
+      }
+      if (webhookMode) {
+        webhook('event', { type: 'event', namespace: name, sid: socket.id, event, args: toWire(args), ack: !!ack })
+          .then((r) => { if (ack && r.status === 200 && Array.isArray(r.json)) ack(...fromWire(r.json)); })
+          .catch(() => {});
+      }
+      return undefined;
+    });
+  });
+}
+setup(io.of('/'));
+setup(io.of((name, _auth, next) => next(null, name !== '/' && nsAllowed(name))));
+
+// ---- REST ----
+function send(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(body === undefined ? '' : JSON.stringify(body));
+}
+
+async function api(req, res) {
+  const url = new URL(req.url, 'http://x');
+  if (req.method === 'GET' && url.pathname === '/' && cfg.demo_page) {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    return res.end('<!doctype html><title>socketio-hub (reference)</title>');
+  }
+  if (!url.pathname.startsWith('/api/v1/')) return send(res, 404, { error: 'not found' });
+  const auth = req.headers.authorization || '';
+  const m = /^Bearer (.+)$/.exec(auth);
+  if (!m) return send(res, 401, { error: 'missing bearer token' });
+  const v = verifyJwt(m[1]);
+  if (v.error) return send(res, 401, { error: v.error });
+  const route = `${req.method} ${url.pathname.slice('/api/v1'.length)}`;
+  if (route === 'GET /rooms') {
+    const nsp = io.of(url.searchParams.get('namespace') || '/');
+    const rooms = [...nsp.adapter.rooms].filter(([name]) => !nsp.sockets.has(name)).map(([name, set]) => ({ name, size: set.size }));
+    return send(res, 200, { rooms });
+  }
+  let body = '';
+  for await (const chunk of req) body += chunk;
+  let b;
+  try { b = JSON.parse(body); } catch (e) { return send(res, 400, { error: `body is not JSON: ${e.message}` }); }
+  if (!b || typeof b !== 'object' || Array.isArray(b)) return send(res, 400, { error: 'body must be a JSON object' });
+  const nsp = io.of(b.namespace || '/');
+  const target = () => {
+    const to = [...(b.rooms || []), ...(b.sockets || [])];
+    let op = to.length ? nsp.to(to) : nsp;
+    if ((b.exceptRooms || []).length) op = op.except(b.exceptRooms);
+    return op;
+  };
+  switch (route) {
+    case 'POST /emit': {
+      if (typeof b.event !== 'string') return send(res, 400, { error: 'event is required' });
+      const args = fromWire(b.args || []);
+      if (!b.ack) {
+        const op = target();
+        (b.volatile ? op.volatile : op).emit(b.event, ...args);
+        return send(res, 202, {});
+      }
+      const sockets = await target().fetchSockets();
+      const responses = [];
+      const timedOut = [];
+      await Promise.all(sockets.map((s) => new Promise((resolve) => {
+        s.timeout(b.ack.timeoutMs || cfg.socketio.ack_timeout_ms).emit(b.event, ...args, (err, ...r) => {
+          if (err) timedOut.push(s.id); else responses.push({ sid: s.id, args: toWire(r) });
+          resolve();
+        });
+      })));
+      return send(res, 200, { responses, timedOut });
+    }
+    case 'POST /sockets/join': target().socketsJoin(b.join || []); return send(res, 200, {});
+    case 'POST /sockets/leave': target().socketsLeave(b.leave || []); return send(res, 200, {});
+    case 'POST /sockets/disconnect': target().disconnectSockets(!!b.close); return send(res, 200, {});
+    case 'POST /sockets/fetch': {
+      const sockets = await target().fetchSockets();
+      return send(res, 200, {
+        sockets: sockets.map((s) => ({
+          id: s.id, namespace: nsp.name, rooms: [...s.rooms],
+          handshake: { auth: s.handshake.auth, query: s.handshake.query, headers: s.handshake.headers, address: s.handshake.address, time: s.handshake.time, url: s.handshake.url },
+        })),
+      });
+    }
+    case 'POST /tokens': {
+      if (typeof b.userId !== 'string') return send(res, 400, { error: 'userId is required' });
+      const now = Math.floor(Date.now() / 1000);
+      const claims = { sub: b.userId, iat: now, exp: now + (b.expiresInSeconds || 3600) };
+      if (b.namespaces) claims.namespaces = b.namespaces;
+      return send(res, 200, { token: signJwt(claims) });
+    }
+    default:
+      return send(res, 404, { error: `no route ${route}` });
+  }
+}
+
+let connections = 0;
+io.engine.on('connection', (c) => { connections += 1; c.on('close', () => { connections -= 1; }); });
+const admin = http.createServer((req, res) => {
+  if (req.url === '/metrics') {
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+    return res.end(`# TYPE socketio_hub_connections gauge\nsocketio_hub_connections ${connections}\n`);
+  }
+  if (req.url === '/healthz' || req.url === '/readyz') { res.writeHead(200); return res.end('ok'); }
+  res.writeHead(404);
+  return res.end();
+});
+
+const hostPort = (s) => { const i = s.lastIndexOf(':'); return [s.slice(0, i), Number(s.slice(i + 1))]; };
+const [host, port] = hostPort(arg('--listen', '0.0.0.0:3000'));
+const [ahost, aport] = hostPort(arg('--admin-listen', '0.0.0.0:9090'));
+httpServer.listen(port, host, () => {
+  admin.listen(aport, ahost, () => {
+    const a = httpServer.address();
+    const b = admin.address();
+    process.stdout.write(`socketio-hub ready clients=${a.address}:${a.port} admin=${b.address}:${b.port}\n`);
+  });
+});
+
+function shutdown() {
+  io.close();
+  admin.close();
+  setTimeout(() => process.exit(0), 200).unref();
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
