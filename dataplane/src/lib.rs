@@ -1,0 +1,173 @@
+//! socketio-hub's data plane: a Socket.IO v4 server that holds client connections on behalf
+//! of applications. See ARCHITECTURE.md for the map; `start` is the entry point.
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod demo;
+pub mod frame;
+pub mod ids;
+pub mod metrics;
+pub mod session;
+pub mod state;
+pub mod transport;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socketio_hub_config::{HubConfig, PermissionGrant, UpstreamMode};
+use warp::Filter;
+
+use crate::auth::AccessKeys;
+use crate::ids::NodeTag;
+use crate::metrics::Metrics;
+use crate::session::CloseReason;
+use crate::state::Hub;
+use crate::upstream::{NoUpstream, Upstream, Webhook};
+
+/// Why the hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Access keys could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] auth::KeyError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The configured upstream cannot be built.
+    #[error("upstream: {0}")]
+    Upstream(String),
+}
+
+/// A running hub.
+pub struct Running {
+    /// The node.
+    pub hub: Arc<Hub>,
+    /// Where clients connect.
+    pub client_addr: SocketAddr,
+    /// Where the admin endpoints are.
+    pub admin_addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn node_name(config: &HubConfig) -> String {
+    config
+        .cluster
+        .node_name
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "hub".into())
+}
+
+/// Start a hub from a validated configuration.
+pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
+    if config.demo_page && !config.permissions.iter().any(|g| g.namespace == demo::DEMO_NAMESPACE) {
+        // The demo chat works through client permissions on its own namespace only.
+        config.permissions.push(PermissionGrant {
+            namespace: demo::DEMO_NAMESPACE.into(),
+            join: vec!["*".into()],
+            emit: vec!["*".into()],
+        });
+    }
+    let config = Arc::new(config);
+    let keys = AccessKeys::load(&config.auth)?;
+    let metrics = Arc::new(Metrics::new());
+    let node = node_name(&config);
+    let generation = clock::since_epoch().as_nanos() as u64;
+    let upstream: Arc<dyn Upstream> = match config.upstream.mode {
+        UpstreamMode::None => Arc::new(NoUpstream::new(metrics.clone())),
+        UpstreamMode::Webhook => {
+            let url = config.upstream.webhook_url.clone().ok_or_else(|| StartError::Upstream("no webhook_url".into()))?;
+            let webhook = Webhook::new(
+                url,
+                Duration::from_millis(config.upstream.webhook_timeout_ms),
+                config.upstream.webhook_max_in_flight,
+                keys.clone(),
+                metrics.clone(),
+                &node,
+                config.socketio.max_attachments,
+            )
+            .map_err(|e| StartError::Upstream(e.to_string()))?;
+            Arc::new(webhook)
+        }
+        UpstreamMode::Link => {
+            return Err(StartError::Upstream(
+                "upstream.mode = \"link\" (application servers over a server link) is not available in this build; \
+                 use \"webhook\" or \"none\""
+                    .into(),
+            ))
+        }
+    };
+    let hub = Hub::new(config.clone(), NodeTag::derive(&node, generation), upstream, metrics, keys);
+
+    let listener =
+        transport::bind(config.listen).map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let client_addr =
+        listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let admin = tokio::net::TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.admin_listen, source })?;
+    let admin_addr =
+        admin.local_addr().map_err(|source| StartError::Bind { addr: config.admin_listen, source })?;
+
+    let demo_on = config.demo_page;
+    let other = api::routes(hub.clone())
+        .or(demo::client_bundle(&config.path))
+        .or(warp::any()
+            .and_then(move || async move {
+                if demo_on {
+                    Ok(())
+                } else {
+                    Err(warp::reject::not_found())
+                }
+            })
+            .untuple_one()
+            .and(demo::page()))
+        .map(warp::Reply::into_response)
+        .boxed();
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(transport::serve(hub.clone(), listener, other)));
+    let admin_routes = admin::routes(hub.clone());
+    let shutdown = hub.shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        warp::serve(admin_routes)
+            .incoming(admin)
+            .graceful(async move { shutdown.cancelled().await })
+            .run()
+            .await;
+    }));
+    tasks.push(session::spawn_sweeper(hub.clone()));
+    hub.ready.store(true, Ordering::SeqCst);
+    tracing::info!(node = %node, %client_addr, %admin_addr, "hub started");
+    Ok(Running { hub, client_addr, admin_addr, tasks })
+}
+
+impl Running {
+    /// Drain: stop accepting, tell every client to reconnect elsewhere, wait up to `grace` for
+    /// their queues to flush, then stop.
+    pub async fn shutdown(self, grace: Duration) {
+        let hub = &self.hub;
+        hub.begin_shutdown();
+        let sessions = hub.sessions.len();
+        tracing::info!(sessions, "draining");
+        hub.close_all(CloseReason::ServerShutdown);
+        // Closing queues a close frame per WebSocket; give the connection tasks time to write.
+        let deadline = tokio::time::Instant::now() + grace.min(Duration::from_secs(2));
+        tokio::time::sleep_until(deadline).await;
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}

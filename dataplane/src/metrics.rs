@@ -1,0 +1,148 @@
+//! Prometheus metrics of one node. Labels are fixed, low-cardinality sets (transport, reason,
+//! kind): never ids, rooms, namespaces or error text.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// Every metric the data plane exports.
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    /// Open Engine.IO sessions by transport.
+    pub connections: IntGaugeVec,
+    /// Sessions opened by initial transport.
+    pub sessions_opened: IntCounterVec,
+    /// Sessions closed by reason.
+    pub sessions_closed: IntCounterVec,
+    /// Polling→WebSocket upgrades.
+    pub upgrades: IntCounter,
+    /// Connected Socket.IO sockets.
+    pub sockets: IntGauge,
+    /// Engine.IO packets received.
+    pub packets_in: IntCounter,
+    /// Socket.IO packets queued to clients.
+    pub packets_out: IntCounter,
+    /// Bytes received in messages.
+    pub bytes_in: IntCounter,
+    /// Bytes written to clients.
+    pub bytes_out: IntCounter,
+    /// Client events received.
+    pub events_in: IntCounter,
+    /// Events dropped, by reason.
+    pub events_dropped: IntCounterVec,
+    /// Bad input, by kind.
+    pub bad_input: IntCounterVec,
+    /// Namespace connects refused, by reason.
+    pub connects_rejected: IntCounterVec,
+    /// Recovered sockets.
+    pub recoveries: IntCounter,
+    /// Recipients per broadcast.
+    pub broadcast_fanout: Histogram,
+    /// Time to queue one broadcast for all local recipients.
+    pub broadcast_seconds: Histogram,
+    /// Webhook latency by type.
+    pub webhook_seconds: HistogramVec,
+    /// Webhook failures by type and reason.
+    pub webhook_failures: IntCounterVec,
+    /// REST requests by route and status class.
+    pub rest_requests: IntCounterVec,
+    /// Client `hub:` commands by result.
+    pub client_commands: IntCounterVec,
+    /// Failed `accept()` calls.
+    pub accept_errors: IntCounter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
+    // Names are unique constants in this file, so registration cannot collide.
+    r.register(Box::new(m.clone())).expect("metric registered once");
+    m
+}
+
+impl Metrics {
+    /// Create and register every metric.
+    pub fn new() -> Self {
+        let r = Registry::new_custom(Some("socketio_hub".into()), None).expect("valid prefix");
+        let counter = |name: &str, help: &str| reg(&r, IntCounter::new(name, help).expect("valid metric"));
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            reg(&r, IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+        };
+        let latency = vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
+        Metrics {
+            connections: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new("connections", "Open Engine.IO sessions by transport."),
+                    &["transport"],
+                )
+                .expect("valid metric"),
+            ),
+            sessions_opened: counter_vec(
+                "sessions_opened_total",
+                "Sessions opened by transport.",
+                &["transport"],
+            ),
+            sessions_closed: counter_vec("sessions_closed_total", "Sessions closed by reason.", &["reason"]),
+            upgrades: counter("upgrades_total", "Polling to WebSocket upgrades."),
+            sockets: reg(&r, IntGauge::new("sockets", "Connected Socket.IO sockets.").expect("valid metric")),
+            packets_in: counter("packets_received_total", "Engine.IO packets received from clients."),
+            packets_out: counter("packets_sent_total", "Socket.IO packets queued to clients."),
+            bytes_in: counter("bytes_received_total", "Message bytes received from clients."),
+            bytes_out: counter("bytes_sent_total", "Bytes written to clients."),
+            events_in: counter("events_received_total", "Client events received."),
+            events_dropped: counter_vec("events_dropped_total", "Events dropped by reason.", &["reason"]),
+            bad_input: counter_vec("bad_input_total", "Rejected client input by kind.", &["kind"]),
+            connects_rejected: counter_vec(
+                "connects_rejected_total",
+                "Namespace connects refused.",
+                &["reason"],
+            ),
+            recoveries: counter("recoveries_total", "Sockets restored by connection state recovery."),
+            broadcast_fanout: reg(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new("broadcast_fanout", "Local recipients per emit.")
+                        .buckets(vec![0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0]),
+                )
+                .expect("valid metric"),
+            ),
+            broadcast_seconds: reg(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new("broadcast_seconds", "Time to queue an emit for local recipients.")
+                        .buckets(latency.clone()),
+                )
+                .expect("valid metric"),
+            ),
+            webhook_seconds: reg(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new("webhook_seconds", "Webhook latency by type.").buckets(latency),
+                    &["type"],
+                )
+                .expect("valid metric"),
+            ),
+            webhook_failures: counter_vec("webhook_failures_total", "Webhook failures.", &["type", "reason"]),
+            rest_requests: counter_vec("rest_requests_total", "REST API requests.", &["route", "status"]),
+            client_commands: counter_vec("client_commands_total", "Client hub: commands.", &["result"]),
+            accept_errors: counter("accept_errors_total", "Failed accept() calls."),
+            registry: r,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Encoding gathered families into a String cannot fail.
+        prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out).expect("text encoding");
+        out
+    }
+}

@@ -1,0 +1,387 @@
+//! Engine.IO sessions: one per client connection, whatever its transport.
+//!
+//! A session owns the bounded outbound queue (`Outbox`) that every sender pushes pre-encoded
+//! frames into, and exactly one consumer drains: the pending long-polling GET, or the
+//! WebSocket task once the transport is (or has been upgraded to) WebSocket.
+//!
+//! Invariants:
+//! - the queue never holds more than `max_queued_frames` frames or `max_queued_bytes` bytes;
+//!   a push past either closes the session with `CloseReason::SlowClient` instead of growing;
+//! - a session is closed exactly once (`mark_closed` returns `true` to one caller, who then
+//!   runs the cleanup);
+//! - an idle session allocates nothing beyond its struct (the queue's storage is created on
+//!   first push and released when drained).
+
+mod heartbeat;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+
+pub use heartbeat::spawn_sweeper;
+
+use crate::frame::Frame;
+use crate::ids::Sid;
+use crate::state::Socket;
+
+/// The transport a session currently uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    Websocket,
+}
+
+impl TransportKind {
+    /// Label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Polling => "polling",
+            TransportKind::Websocket => "websocket",
+        }
+    }
+}
+
+/// Why a session ended. The strings are Socket.IO's disconnect reasons where one exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed the transport (or sent an Engine.IO close).
+    TransportClose,
+    /// The transport failed (I/O error, protocol violation on the WebSocket layer).
+    TransportError,
+    /// No pong within `ping_timeout`.
+    PingTimeout,
+    /// The client sent something that is not Engine.IO/Socket.IO.
+    ParseError,
+    /// The client did not read fast enough and its queue overflowed.
+    SlowClient,
+    /// No namespace was joined within `connect_timeout`.
+    ConnectTimeout,
+    /// The server closed it (REST `disconnect` with `close`, or an app's `disconnect(true)`).
+    ForcedClose,
+    /// The node is shutting down.
+    ServerShutdown,
+}
+
+impl CloseReason {
+    /// The Socket.IO disconnect reason passed to applications.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::TransportClose => "transport close",
+            CloseReason::TransportError => "transport error",
+            CloseReason::PingTimeout => "ping timeout",
+            CloseReason::ParseError => "parse error",
+            CloseReason::SlowClient => "transport error",
+            CloseReason::ConnectTimeout => "connect timeout",
+            CloseReason::ForcedClose => "forced close",
+            CloseReason::ServerShutdown => "server shutting down",
+        }
+    }
+
+    /// Low-cardinality metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::TransportClose => "transport_close",
+            CloseReason::TransportError => "transport_error",
+            CloseReason::PingTimeout => "ping_timeout",
+            CloseReason::ParseError => "parse_error",
+            CloseReason::SlowClient => "slow_client",
+            CloseReason::ConnectTimeout => "connect_timeout",
+            CloseReason::ForcedClose => "forced_close",
+            CloseReason::ServerShutdown => "server_shutdown",
+        }
+    }
+}
+
+/// Whether a message may be dropped when the transport cannot take it right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued (bounded); the client is disconnected if the queue overflows.
+    Reliable,
+    /// Dropped unless the transport is ready to send it now.
+    Volatile,
+}
+
+/// What a session learned about its client at the handshake, shared by all its sockets.
+#[derive(Debug, Clone)]
+pub struct ConnHandshake {
+    /// Request headers (lower-case names; repeated headers joined with `, `).
+    pub headers: HashMap<String, String>,
+    /// Query parameters of the first request.
+    pub query: HashMap<String, String>,
+    /// Client address.
+    pub address: SocketAddr,
+    /// Wall-clock time of the handshake (RFC 2822 style, like socket.io's `handshake.time`).
+    pub time: String,
+    /// Milliseconds since the Unix epoch at the handshake.
+    pub issued: u64,
+    /// The request URL (path and query).
+    pub url: String,
+}
+
+/// Limits applied to one session.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Most frames queued.
+    pub max_frames: usize,
+    /// Most bytes queued.
+    pub max_bytes: usize,
+}
+
+/// Frames taken from the queue by the consumer.
+pub enum Drained {
+    /// Frames to send now.
+    Frames(VecDeque<Frame>),
+    /// The session is being upgraded: answer a pending poll with a noop.
+    Upgrading,
+    /// The session is closed; no more frames will come.
+    Closed(CloseReason),
+}
+
+struct Outbox {
+    frames: VecDeque<Frame>,
+    bytes: usize,
+    waker: Option<Waker>,
+    transport: TransportKind,
+    upgrading: bool,
+    poll_pending: bool,
+    closed: Option<CloseReason>,
+}
+
+/// A partially received binary packet: the header arrived, attachments are still coming.
+pub struct PartialBinary {
+    /// The Socket.IO packet text (with placeholders).
+    pub text: String,
+    /// Attachments received so far.
+    pub attachments: Vec<bytes::Bytes>,
+    /// Attachments announced by the header.
+    pub expected: usize,
+}
+
+/// One Engine.IO session.
+pub struct Conn {
+    /// Session id (names the owning node).
+    pub sid: Sid,
+    /// Handshake data.
+    pub handshake: Arc<ConnHandshake>,
+    outbox: Mutex<Outbox>,
+    limits: QueueLimits,
+    /// Hub clock (ms) when the next ping is due, or 0 while a pong is awaited.
+    ping_due: AtomicU64,
+    /// Hub clock (ms) by which a pong must arrive, or 0 when none is awaited.
+    pong_deadline: AtomicU64,
+    /// Hub clock (ms) at which the session opened.
+    pub opened_at: u64,
+    /// Sockets (one per namespace) multiplexed on this session.
+    pub sockets: Mutex<SmallVec<[Arc<Socket>; 1]>>,
+    /// A binary packet waiting for its attachments.
+    pub partial: Mutex<Option<PartialBinary>>,
+}
+
+impl Conn {
+    /// A new session using `transport`, with its first ping due at `ping_due`.
+    pub fn new(
+        sid: Sid,
+        handshake: Arc<ConnHandshake>,
+        transport: TransportKind,
+        limits: QueueLimits,
+        now: u64,
+        ping_interval: u64,
+    ) -> Self {
+        Conn {
+            sid,
+            handshake,
+            outbox: Mutex::new(Outbox {
+                frames: VecDeque::new(),
+                bytes: 0,
+                waker: None,
+                transport,
+                upgrading: false,
+                poll_pending: false,
+                closed: None,
+            }),
+            limits,
+            ping_due: AtomicU64::new(now + ping_interval),
+            pong_deadline: AtomicU64::new(0),
+            opened_at: now,
+            sockets: Mutex::new(SmallVec::new()),
+            partial: Mutex::new(None),
+        }
+    }
+
+    /// Queue frames (kept contiguous: a binary packet's attachments follow its header).
+    ///
+    /// Returns `Err(CloseReason::SlowClient)` when the queue would overflow; the caller must
+    /// then close the session. Volatile frames are dropped (returning `Ok(false)`) unless the
+    /// transport could write them immediately.
+    pub fn push(&self, frames: &[Frame], delivery: Delivery) -> Result<bool, CloseReason> {
+        let mut out = self.outbox.lock();
+        if out.closed.is_some() {
+            return Ok(false);
+        }
+        if delivery == Delivery::Volatile {
+            let ready = match out.transport {
+                TransportKind::Websocket => out.frames.is_empty() && !out.upgrading,
+                TransportKind::Polling => out.poll_pending && !out.upgrading,
+            };
+            if !ready {
+                return Ok(false);
+            }
+        }
+        let cost: usize = frames.iter().map(Frame::cost).sum();
+        if out.frames.len() + frames.len() > self.limits.max_frames
+            || out.bytes + cost > self.limits.max_bytes
+        {
+            return Err(CloseReason::SlowClient);
+        }
+        out.frames.extend(frames.iter().cloned());
+        out.bytes += cost;
+        if let Some(w) = out.waker.take() {
+            w.wake();
+        }
+        Ok(true)
+    }
+
+    /// Mark the session closed. Returns `true` for the one caller that closed it.
+    pub fn mark_closed(&self, reason: CloseReason) -> bool {
+        let mut out = self.outbox.lock();
+        if out.closed.is_some() {
+            return false;
+        }
+        out.closed = Some(reason);
+        if let Some(w) = out.waker.take() {
+            w.wake();
+        }
+        true
+    }
+
+    /// Why the session closed, if it did.
+    pub fn closed(&self) -> Option<CloseReason> {
+        self.outbox.lock().closed
+    }
+
+    /// The current transport.
+    pub fn transport(&self) -> TransportKind {
+        self.outbox.lock().transport
+    }
+
+    /// Whether an upgrade is under way.
+    pub fn is_upgrading(&self) -> bool {
+        self.outbox.lock().upgrading
+    }
+
+    /// Begin an upgrade (a WebSocket probe arrived). Wakes a pending poll so it returns a noop.
+    /// Returns `false` when the session is not on polling or already upgrading.
+    pub fn begin_upgrade(&self) -> bool {
+        let mut out = self.outbox.lock();
+        if out.transport != TransportKind::Polling || out.upgrading || out.closed.is_some() {
+            return false;
+        }
+        out.upgrading = true;
+        if let Some(w) = out.waker.take() {
+            w.wake();
+        }
+        true
+    }
+
+    /// Abandon an upgrade (the probe connection went away or timed out).
+    pub fn abort_upgrade(&self) {
+        self.outbox.lock().upgrading = false;
+    }
+
+    /// Complete an upgrade: WebSocket becomes the transport and the consumer.
+    pub fn finish_upgrade(&self) {
+        let mut out = self.outbox.lock();
+        out.upgrading = false;
+        out.transport = TransportKind::Websocket;
+        // A poll still parked must not keep the old waker: the WebSocket task registers next.
+        if let Some(w) = out.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Register a long-polling GET. Returns `false` if one is already pending (the spec's
+    /// overlapping-poll error).
+    pub fn start_poll(&self) -> bool {
+        let mut out = self.outbox.lock();
+        if out.poll_pending {
+            return false;
+        }
+        out.poll_pending = true;
+        true
+    }
+
+    /// The long-polling GET finished.
+    pub fn end_poll(&self) {
+        let mut out = self.outbox.lock();
+        out.poll_pending = false;
+        out.waker = None;
+    }
+
+    /// Take every queued frame, or register `cx` to be woken when there are some.
+    ///
+    /// `as_poll` makes an upgrading session answer with `Drained::Upgrading` (so the pending
+    /// GET returns a noop) instead of waiting.
+    pub fn poll_drain(&self, cx: &mut Context<'_>, as_poll: bool) -> Poll<Drained> {
+        let mut out = self.outbox.lock();
+        if !out.frames.is_empty() {
+            out.bytes = 0;
+            let frames = std::mem::take(&mut out.frames);
+            return Poll::Ready(Drained::Frames(frames));
+        }
+        if let Some(reason) = out.closed {
+            return Poll::Ready(Drained::Closed(reason));
+        }
+        if as_poll && (out.upgrading || out.transport != TransportKind::Polling) {
+            return Poll::Ready(Drained::Upgrading);
+        }
+        match &out.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => out.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Take whatever is queued without waiting (the final flush before a close).
+    pub fn take_queued(&self) -> VecDeque<Frame> {
+        let mut out = self.outbox.lock();
+        out.bytes = 0;
+        std::mem::take(&mut out.frames)
+    }
+
+    /// Put back frames the consumer could not send (front of the queue, order kept).
+    pub fn unshift(&self, mut frames: VecDeque<Frame>) {
+        if frames.is_empty() {
+            return;
+        }
+        let mut out = self.outbox.lock();
+        out.bytes += frames.iter().map(Frame::cost).sum::<usize>();
+        frames.append(&mut out.frames);
+        out.frames = frames;
+    }
+
+    /// Record a pong: the next ping is due `ping_interval` from `now`.
+    pub fn on_pong(&self, now: u64, ping_interval: u64) {
+        self.pong_deadline.store(0, Ordering::Relaxed);
+        self.ping_due.store(now + ping_interval, Ordering::Relaxed);
+    }
+
+    /// The number of namespaces joined.
+    pub fn socket_count(&self) -> usize {
+        self.sockets.lock().len()
+    }
+
+    /// The socket of namespace `nsp`, if joined.
+    pub fn socket(&self, nsp: &str) -> Option<Arc<Socket>> {
+        self.sockets.lock().iter().find(|s| &*s.ns.name == nsp).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,61 @@
+use std::future::poll_fn;
+use std::net::SocketAddr;
+
+use super::heartbeat::Beat;
+use super::*;
+use crate::ids::NodeTag;
+
+fn conn(max_frames: usize) -> Conn {
+    let hs = Arc::new(ConnHandshake {
+        headers: HashMap::new(),
+        query: HashMap::new(),
+        address: SocketAddr::from(([127, 0, 0, 1], 1)),
+        time: String::new(),
+        issued: 0,
+        url: "/".into(),
+    });
+    let limits = QueueLimits { max_frames, max_bytes: 1 << 20 };
+    Conn::new(Sid::new(NodeTag(1)), hs, TransportKind::Websocket, limits, 0, 100)
+}
+
+#[tokio::test]
+async fn queue_is_bounded_and_drains_in_order() {
+    let c = conn(3);
+    let f = |s: &str| Frame::text(s.as_bytes());
+    assert_eq!(c.push(&[f("4a"), f("4b")], Delivery::Reliable), Ok(true));
+    assert_eq!(c.push(&[f("4c"), f("4d")], Delivery::Reliable), Err(CloseReason::SlowClient));
+    // A volatile frame is dropped while others are still queued.
+    assert_eq!(c.push(&[f("4v")], Delivery::Volatile), Ok(false));
+    let Drained::Frames(frames) = poll_fn(|cx| c.poll_drain(cx, false)).await else { panic!() };
+    assert_eq!(frames, [f("4a"), f("4b")]);
+    // Now the transport is idle: a volatile frame goes through.
+    assert_eq!(c.push(&[f("4v")], Delivery::Volatile), Ok(true));
+    let Drained::Frames(frames) = poll_fn(|cx| c.poll_drain(cx, false)).await else { panic!() };
+    let mut rest = frames;
+    rest.push_back(f("4w"));
+    c.unshift(rest);
+    let Drained::Frames(frames) = poll_fn(|cx| c.poll_drain(cx, false)).await else { panic!() };
+    assert_eq!(frames, [f("4v"), f("4w")]);
+}
+
+#[test]
+fn closes_once() {
+    let c = conn(8);
+    assert!(c.mark_closed(CloseReason::PingTimeout));
+    assert!(!c.mark_closed(CloseReason::TransportClose));
+    assert_eq!(c.closed(), Some(CloseReason::PingTimeout));
+    assert_eq!(c.push(&[Frame::text(b"4x")], Delivery::Reliable), Ok(false));
+}
+
+#[test]
+fn heartbeat_pings_then_times_out() {
+    let c = conn(8);
+    assert_eq!(c.beat(50, 40, None), Beat::Nothing);
+    assert_eq!(c.beat(100, 40, None), Beat::SendPing);
+    assert_eq!(c.beat(120, 40, None), Beat::Nothing);
+    c.on_pong(130, 100);
+    assert_eq!(c.beat(200, 40, None), Beat::Nothing);
+    assert_eq!(c.beat(230, 40, None), Beat::SendPing);
+    assert_eq!(c.beat(270, 40, None), Beat::Close(CloseReason::PingTimeout));
+    assert_eq!(conn(8).beat(10, 40, Some(5)), Beat::Close(CloseReason::ConnectTimeout));
+}

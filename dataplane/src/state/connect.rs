@@ -1,0 +1,157 @@
+//! Joining a namespace: namespace check, client token, recovery, the upstream's decision,
+//! then registration and the CONNECT reply (in that order, so the socket can receive
+//! events before the client learns it is connected).
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::namespace::{Broadcast, EmitFlags, Namespace, Selector};
+use super::packet::{self, Args};
+use super::socket::{AckSink, Socket};
+use super::Hub;
+use crate::ids::{Room, SocketId};
+use crate::session::{Conn, Delivery};
+use crate::upstream::{ConnectDecision, ConnectRequest};
+
+impl Hub {
+    pub(super) fn spawn_connect(self: Arc<Self>, conn: Arc<Conn>, nsp: String, auth: Map<String, Value>) {
+        tokio::spawn(async move { self.connect(conn, nsp, auth).await });
+    }
+
+    fn reject(&self, conn: &Arc<Conn>, nsp: &str, label: &'static str, message: &str, data: Option<&Value>) {
+        self.metrics.connects_rejected.with_label_values(&[label]).inc();
+        if let Err(reason) = conn.push(&packet::connect_error(nsp, message, data), Delivery::Reliable) {
+            self.close_conn(conn, reason);
+        }
+    }
+
+    async fn connect(self: Arc<Self>, conn: Arc<Conn>, nsp: String, mut auth: Map<String, Value>) {
+        if !self.namespace_allowed(&nsp) {
+            return self.reject(&conn, &nsp, "namespace", "Invalid namespace", None);
+        }
+        if conn.socket(&nsp).is_some() {
+            return;
+        }
+        let claims = match self.client_claims(&conn, &auth, &nsp) {
+            Ok(c) => c,
+            Err((message, reason)) => {
+                let data = serde_json::json!({ "reason": reason });
+                return self.reject(&conn, &nsp, "unauthorized", message, Some(&data));
+            }
+        };
+        let ns = self.namespace(&nsp);
+        let pid_in = auth.remove("pid");
+        let offset_in = auth.remove("offset");
+        let restored = match (&ns.recovery, pid_in.as_ref().and_then(Value::as_str)) {
+            (Some(rec), Some(pid)) => rec.restore(pid, offset_in.as_ref().and_then(Value::as_str)),
+            _ => None,
+        };
+        let id = restored.as_ref().map_or_else(|| SocketId::new(self.tag), |r| r.id.clone());
+        let request = ConnectRequest {
+            socket_id: id.clone(),
+            namespace: nsp.clone(),
+            handshake: conn.handshake.clone(),
+            auth: auth.clone(),
+            claims: claims.clone(),
+        };
+        let rooms = match self.upstream.connect(request).await {
+            ConnectDecision::Accept { rooms } => rooms,
+            ConnectDecision::Reject { message, data } => {
+                return self.reject(&conn, &nsp, "upstream", &message, data.as_ref());
+            }
+        };
+        if conn.closed().is_some() || conn.socket(&nsp).is_some() {
+            return;
+        }
+        let pid: Option<Arc<str>> =
+            ns.recovery.as_ref().map(|_| match (&restored, pid_in.as_ref().and_then(Value::as_str)) {
+                (Some(_), Some(pid)) => Arc::from(pid),
+                _ => Arc::from(SocketId::new(self.tag).as_str()),
+            });
+        let socket = Arc::new(Socket::new(
+            id.clone(),
+            ns.clone(),
+            conn.clone(),
+            auth,
+            claims.map(Arc::new),
+            pid.clone(),
+            restored.is_some(),
+        ));
+        ns.sockets.insert(id.clone(), socket.clone());
+        conn.sockets.lock().push(socket.clone());
+        self.metrics.sockets.inc();
+        let mut all_rooms: Vec<Room> = rooms;
+        if let Some(r) = &restored {
+            all_rooms.extend(r.rooms.iter().cloned());
+        }
+        ns.join(&socket, &all_rooms);
+        if conn.closed().is_some() {
+            // The session ended while we were registering; undo (close_conn may have missed us).
+            self.remove_socket(&socket, "transport close", false);
+            return;
+        }
+        self.send_to(&socket, &packet::connect_ok(&nsp, id.as_str(), pid.as_deref()), Delivery::Reliable);
+        if let Some(r) = restored {
+            self.metrics.recoveries.inc();
+            for frames in &r.missed {
+                self.send_to(&socket, frames, Delivery::Reliable);
+            }
+        }
+        let fut = self.upstream.connected(socket.clone());
+        socket.enqueue_upstream(fut);
+    }
+
+    /// The client's verified token claims. A token is required when `client_auth = required`;
+    /// otherwise a valid one still contributes its claims and an invalid one is ignored (apps
+    /// often put their own tokens in `auth.token`).
+    fn client_claims(
+        &self,
+        conn: &Conn,
+        auth: &Map<String, Value>,
+        nsp: &str,
+    ) -> Result<Option<Map<String, Value>>, (&'static str, String)> {
+        let required = self.config.auth.client_auth == socketio_hub_config::ClientAuth::Required;
+        let token = auth
+            .get("token")
+            .and_then(Value::as_str)
+            .or_else(|| conn.handshake.query.get("access_token").map(String::as_str));
+        let claims = match token.map(|t| self.keys.verify_token(t)) {
+            Some(Ok(claims)) => claims,
+            Some(Err(e)) if required => return Err(("Unauthorized", e.to_string())),
+            None if required => return Err(("Unauthorized", "a token is required".into())),
+            _ => return Ok(None),
+        };
+        if let Some(allowed) = claims.get("sio.ns").and_then(Value::as_array) {
+            let ok = allowed
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|p| socketio_hub_config::pattern_matches(p, nsp));
+            if !ok {
+                return Err(("Forbidden", format!("the token does not grant namespace {nsp}")));
+            }
+        }
+        Ok(Some(claims))
+    }
+
+    /// Emit to the sockets `sel` selects in `ns`, closing slow clients and counting.
+    pub fn emit(
+        &self,
+        ns: &Namespace,
+        sel: &Selector,
+        event: &str,
+        args: &Args,
+        delivery: Delivery,
+        ack: Option<&AckSink>,
+    ) -> Broadcast {
+        let started = std::time::Instant::now();
+        let mut result = ns.broadcast(sel, event, args, EmitFlags { delivery }, ack);
+        for (socket, reason) in result.slow.drain(..) {
+            self.close_conn(&socket.conn, reason);
+        }
+        self.metrics.packets_out.inc_by(result.delivered as u64);
+        self.metrics.broadcast_fanout.observe(result.delivered as f64);
+        self.metrics.broadcast_seconds.observe(started.elapsed().as_secs_f64());
+        result
+    }
+}

@@ -1,0 +1,195 @@
+//! Packets from clients: Engine.IO packets in, Socket.IO dispatch, binary reassembly.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use socketio_hub_protocol::engine;
+use socketio_hub_protocol::socket::{self, PacketType};
+
+use super::packet::{self, Args};
+use super::socket::Socket;
+use super::Hub;
+use crate::session::{CloseReason, Conn, Delivery, PartialBinary};
+use crate::upstream::EventCall;
+
+/// Disconnect reasons after which connection state recovery keeps the socket's state.
+const RECOVERABLE: &[&str] = &[
+    "transport error",
+    "transport close",
+    "forced close",
+    "ping timeout",
+    "server shutting down",
+    "parse error",
+];
+
+impl Hub {
+    /// Handle one Engine.IO packet from a client. Probe and upgrade packets are the
+    /// transport's business and never reach here.
+    pub fn on_engine_packet(self: &Arc<Self>, conn: &Arc<Conn>, packet: engine::Packet<'_>) {
+        self.metrics.packets_in.inc();
+        match packet {
+            engine::Packet::Pong(_) => conn.on_pong(self.now_ms(), self.config.engine.ping_interval_ms),
+            engine::Packet::Close => self.close_conn(conn, CloseReason::TransportClose),
+            engine::Packet::Message(text) => {
+                self.metrics.bytes_in.inc_by(text.len() as u64);
+                self.on_socketio_text(conn, text)
+            }
+            engine::Packet::Binary(data) => {
+                self.metrics.bytes_in.inc_by(data.len() as u64);
+                self.on_socketio_binary(conn, Bytes::from(data.into_owned()))
+            }
+            // A v4 client never pings outside an upgrade probe; tolerate it like the reference server.
+            engine::Packet::Ping(_) | engine::Packet::Noop | engine::Packet::Upgrade => {}
+            engine::Packet::Open(_) => self.protocol_error(conn, "client sent an OPEN packet"),
+        }
+    }
+
+    fn protocol_error(&self, conn: &Arc<Conn>, what: &str) {
+        tracing::debug!(sid = %conn.sid, what, "protocol error; closing session");
+        self.metrics.bad_input.with_label_values(&["socketio"]).inc();
+        self.close_conn(conn, CloseReason::ParseError);
+    }
+
+    fn on_socketio_text(self: &Arc<Self>, conn: &Arc<Conn>, text: &str) {
+        if conn.partial.lock().is_some() {
+            return self.protocol_error(conn, "text packet while binary attachments were pending");
+        }
+        let packet = match socket::decode(text, self.config.socketio.max_attachments) {
+            Ok(p) => p,
+            Err(e) => return self.protocol_error(conn, &e.to_string()),
+        };
+        if packet.kind.is_binary() && packet.attachments > 0 {
+            *conn.partial.lock() = Some(PartialBinary {
+                text: text.to_string(),
+                attachments: Vec::new(),
+                expected: packet.attachments,
+            });
+            return;
+        }
+        self.dispatch(conn, packet, Vec::new());
+    }
+
+    fn on_socketio_binary(self: &Arc<Self>, conn: &Arc<Conn>, data: Bytes) {
+        let complete = {
+            let mut partial = conn.partial.lock();
+            let Some(p) = partial.as_mut() else {
+                drop(partial);
+                return self.protocol_error(conn, "binary message with no packet expecting it");
+            };
+            p.attachments.push(data);
+            if p.attachments.len() < p.expected {
+                return;
+            }
+            partial.take()
+        };
+        if let Some(p) = complete {
+            // The text decoded before it was stored, with the same limit.
+            match socket::decode(&p.text, self.config.socketio.max_attachments) {
+                Ok(packet) => self.dispatch(conn, packet, p.attachments),
+                Err(e) => self.protocol_error(conn, &e.to_string()),
+            }
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>, conn: &Arc<Conn>, packet: socket::Packet<'_>, attachments: Vec<Bytes>) {
+        match packet.kind {
+            PacketType::Connect => {
+                let auth = match packet.connect_auth() {
+                    Ok(a) => a.unwrap_or_default(),
+                    Err(e) => return self.protocol_error(conn, &e.to_string()),
+                };
+                self.clone().spawn_connect(conn.clone(), packet.nsp.to_string(), auth);
+            }
+            PacketType::Disconnect => {
+                if let Some(s) = conn.socket(packet.nsp) {
+                    self.remove_socket(&s, "client namespace disconnect", false);
+                }
+            }
+            PacketType::Event | PacketType::BinaryEvent => {
+                let Some(s) = conn.socket(packet.nsp) else {
+                    self.metrics.events_dropped.with_label_values(&["unknown_namespace"]).inc();
+                    return;
+                };
+                let ev = match packet.event() {
+                    Ok(ev) => ev,
+                    Err(e) => return self.protocol_error(conn, &e.to_string()),
+                };
+                let args = Args::from_raw(&ev.args, attachments);
+                self.on_event(&s, &ev.name, args, packet.id);
+            }
+            PacketType::Ack | PacketType::BinaryAck => {
+                let (Some(s), Some(id)) = (conn.socket(packet.nsp), packet.id) else {
+                    self.metrics.events_dropped.with_label_values(&["unexpected_ack"]).inc();
+                    return;
+                };
+                match packet.ack_args() {
+                    Ok(items) => {
+                        if !s.on_ack(id, Args::from_raw(&items, attachments)) {
+                            self.metrics.events_dropped.with_label_values(&["unexpected_ack"]).inc();
+                        }
+                    }
+                    Err(e) => self.protocol_error(conn, &e.to_string()),
+                }
+            }
+            PacketType::ConnectError => self.protocol_error(conn, "client sent CONNECT_ERROR"),
+        }
+    }
+
+    fn on_event(self: &Arc<Self>, socket: &Arc<Socket>, name: &str, args: Args, ack: Option<u64>) {
+        self.metrics.events_in.inc();
+        if let Some(verb) = name.strip_prefix("hub:") {
+            return self.on_hub_event(socket, verb, args, ack);
+        }
+        let call = EventCall { socket: socket.clone(), event: name.to_string(), args, ack: ack.is_some() };
+        let fut = self.upstream.event(call);
+        let (hub, s) = (self.clone(), socket.clone());
+        socket.enqueue_upstream(async move {
+            let reply = fut.await;
+            if let (Some(id), Some(args)) = (ack, reply) {
+                hub.send_to(&s, &packet::ack(&s.ns.name, id, &args), Delivery::Reliable);
+            }
+        });
+    }
+
+    /// Queue frames for one socket, closing its session if it is too slow.
+    pub fn send_to(&self, socket: &Arc<Socket>, frames: &packet::Outgoing, delivery: Delivery) -> bool {
+        match socket.send(frames, delivery) {
+            Ok(sent) => {
+                self.metrics.packets_out.inc();
+                sent == super::socket::Sent::Queued
+            }
+            Err(reason) => {
+                self.close_conn(&socket.conn, reason);
+                false
+            }
+        }
+    }
+
+    /// Remove a socket from its namespace and rooms, and tell the upstream.
+    pub fn remove_socket(&self, socket: &Arc<Socket>, reason: &'static str, recoverable: bool) {
+        let ns = &socket.ns;
+        if ns.sockets.remove(&socket.id).is_none() {
+            return;
+        }
+        let rooms = ns.leave_all(socket);
+        socket.clear_acks();
+        if let (Some(rec), Some(pid)) = (&ns.recovery, &socket.pid) {
+            if recoverable && RECOVERABLE.contains(&reason) {
+                rec.save(pid, socket.id.clone(), rooms);
+            }
+        }
+        socket.conn.sockets.lock().retain(|s| !Arc::ptr_eq(s, socket));
+        self.metrics.sockets.dec();
+        let fut = self.upstream.disconnected(socket.clone(), reason);
+        socket.enqueue_upstream(fut);
+    }
+
+    /// Server-side disconnect of one socket (REST or app); with `close`, the whole session.
+    pub fn disconnect_socket(&self, socket: &Arc<Socket>, close: bool) {
+        self.send_to(socket, &packet::disconnect(&socket.ns.name), Delivery::Reliable);
+        self.remove_socket(socket, "server namespace disconnect", false);
+        if close {
+            self.close_conn(&socket.conn, CloseReason::ForcedClose);
+        }
+    }
+}

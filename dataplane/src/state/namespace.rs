@@ -1,0 +1,254 @@
+//! A namespace: its sockets, its room index, and broadcasting.
+//!
+//! The room index maps a room to its members (holding the sockets themselves, so a
+//! broadcast does no per-member lookup); each socket also lists its rooms, and both sides
+//! change together under the index's write lock. A socket's own id room is implicit.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use parking_lot::RwLock;
+use socketio_hub_config::{pattern_matches, HubConfig};
+
+use super::packet::{self, Args};
+use super::recovery::Recovery;
+use super::socket::{AckSink, Sent, Socket};
+use crate::ids::{Room, SocketId};
+use crate::session::{CloseReason, Delivery};
+
+/// Which sockets of a namespace a broadcast or bulk operation targets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    /// Rooms (or socket ids) to include; empty means every socket of the namespace.
+    pub rooms: Vec<Room>,
+    /// Rooms (or socket ids) whose members are excluded.
+    pub except_rooms: Vec<Room>,
+    /// A socket to exclude (the sender, for `socket.to(room).emit`).
+    pub except_socket: Option<SocketId>,
+}
+
+impl Selector {
+    /// Every socket in `rooms`.
+    pub fn rooms(rooms: Vec<Room>) -> Self {
+        Selector { rooms, ..Default::default() }
+    }
+
+    /// Whether a socket with `id` in `rooms` is targeted.
+    pub fn matches(&self, id: &SocketId, rooms: &[Room]) -> bool {
+        let has = |r: &Room| &**r == id.as_str() || rooms.contains(r);
+        if self.except_socket.as_ref() == Some(id) || self.except_rooms.iter().any(has) {
+            return false;
+        }
+        self.rooms.is_empty() || self.rooms.iter().any(has)
+    }
+}
+
+/// Options of one emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmitFlags {
+    /// Drop for clients whose transport cannot take it now.
+    pub delivery: Delivery,
+}
+
+/// One namespace on this node.
+pub struct Namespace {
+    /// Name (`/`, `/chat`).
+    pub name: Arc<str>,
+    /// Connected sockets.
+    pub sockets: DashMap<SocketId, Arc<Socket>>,
+    rooms: RwLock<HashMap<Room, HashMap<SocketId, Arc<Socket>>>>,
+    /// Recovery buffers, when recovery is on.
+    pub recovery: Option<Recovery>,
+    /// Room patterns clients may join (from config grants).
+    pub join_grants: Vec<String>,
+    /// Room patterns clients may emit to (from config grants).
+    pub emit_grants: Vec<String>,
+    next_ack: AtomicU64,
+}
+
+impl Namespace {
+    /// A new, empty namespace configured from `config`.
+    pub fn new(name: &str, config: &HubConfig) -> Self {
+        let grants = config.permissions.iter().filter(|g| pattern_matches(&g.namespace, name));
+        let (mut join_grants, mut emit_grants) = (Vec::new(), Vec::new());
+        for g in grants {
+            join_grants.extend(g.join.iter().cloned());
+            emit_grants.extend(g.emit.iter().cloned());
+        }
+        let r = &config.socketio.recovery;
+        Namespace {
+            name: Arc::from(name),
+            sockets: DashMap::new(),
+            rooms: RwLock::new(HashMap::new()),
+            recovery: r.enabled.then(|| Recovery::new(r.max_disconnection_ms, r.max_buffered_packets)),
+            join_grants,
+            emit_grants,
+            next_ack: AtomicU64::new(1),
+        }
+    }
+
+    /// A fresh ack id for a server→client emit (unique in this namespace, so one id can serve
+    /// every recipient of a broadcast).
+    pub fn next_ack_id(&self) -> u64 {
+        self.next_ack.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Add `socket` to `rooms`.
+    pub fn join(&self, socket: &Arc<Socket>, rooms: &[Room]) {
+        let mut index = self.rooms.write();
+        let mut mine = socket.rooms.lock();
+        for room in rooms {
+            if &**room == socket.id.as_str() || mine.contains(room) {
+                continue;
+            }
+            mine.push(room.clone());
+            index.entry(room.clone()).or_default().insert(socket.id.clone(), socket.clone());
+        }
+    }
+
+    /// Remove `socket` from `rooms`.
+    pub fn leave(&self, socket: &Socket, rooms: &[Room]) {
+        let mut index = self.rooms.write();
+        let mut mine = socket.rooms.lock();
+        for room in rooms {
+            if let Some(pos) = mine.iter().position(|r| r == room) {
+                mine.swap_remove(pos);
+                Self::unindex(&mut index, room, &socket.id);
+            }
+        }
+    }
+
+    /// Remove `socket` from every room; returns the rooms it was in.
+    pub fn leave_all(&self, socket: &Socket) -> Vec<Room> {
+        let mut index = self.rooms.write();
+        let rooms: Vec<Room> = socket.rooms.lock().drain(..).collect();
+        for room in &rooms {
+            Self::unindex(&mut index, room, &socket.id);
+        }
+        rooms
+    }
+
+    fn unindex(index: &mut HashMap<Room, HashMap<SocketId, Arc<Socket>>>, room: &Room, id: &SocketId) {
+        if let Some(members) = index.get_mut(room) {
+            members.remove(id);
+            if members.is_empty() {
+                index.remove(room);
+            }
+        }
+    }
+
+    /// Call `f` once for each socket `sel` targets.
+    pub fn select(&self, sel: &Selector, mut f: impl FnMut(&Arc<Socket>)) {
+        let index = self.rooms.read();
+        let mut excluded: HashSet<SocketId> = HashSet::new();
+        excluded.extend(sel.except_socket.iter().cloned());
+        for room in &sel.except_rooms {
+            match index.get(room) {
+                Some(members) => excluded.extend(members.keys().cloned()),
+                None => excluded.extend(SocketId::parse(room)),
+            }
+        }
+        let keep = |s: &Arc<Socket>| excluded.is_empty() || !excluded.contains(&s.id);
+        if sel.rooms.is_empty() {
+            for entry in self.sockets.iter() {
+                if keep(entry.value()) {
+                    f(entry.value());
+                }
+            }
+            return;
+        }
+        // One room needs no de-duplication; several do, so a socket in two rooms gets one copy.
+        let mut seen: Option<HashSet<SocketId>> = (sel.rooms.len() > 1).then(HashSet::new);
+        let mut visit = |s: &Arc<Socket>| {
+            if keep(s) && seen.as_mut().is_none_or(|seen| seen.insert(s.id.clone())) {
+                f(s);
+            }
+        };
+        for room in &sel.rooms {
+            match index.get(room) {
+                Some(members) => members.values().for_each(&mut visit),
+                None => {
+                    if let Some(s) =
+                        SocketId::parse(room).and_then(|id| self.sockets.get(&id).map(|s| s.clone()))
+                    {
+                        visit(&s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Emit `event(args)` to the sockets `sel` targets. The packet is encoded once.
+    ///
+    /// With `ack`, every recipient is asked for an ack with one shared id, delivered to the
+    /// sink; the returned id lets the caller forget them on timeout. Returns the sockets the
+    /// packet was queued for and the sessions to close (slow clients).
+    pub fn broadcast(
+        &self,
+        sel: &Selector,
+        event: &str,
+        args: &Args,
+        flags: EmitFlags,
+        ack: Option<&AckSink>,
+    ) -> Broadcast {
+        let id = ack.map(|_| self.next_ack_id());
+        let offset = match (&self.recovery, flags.delivery, ack) {
+            (Some(r), Delivery::Reliable, None) => Some(r.next_offset()),
+            _ => None,
+        };
+        let offset_text = offset.map(|o| o.to_string());
+        let frames = packet::event(&self.name, id, event, args, offset_text.as_deref());
+        if let (Some(r), Some(o)) = (&self.recovery, offset) {
+            r.log(o, sel.clone(), frames.clone());
+        }
+        let mut result = Broadcast { ack_id: id, delivered: 0, awaiting_ack: Vec::new(), slow: Vec::new() };
+        self.select(sel, |s| {
+            if let (Some(id), Some(sink)) = (id, ack) {
+                s.expect_ack(id, sink.clone());
+            }
+            match s.send(&frames, flags.delivery) {
+                Ok(Sent::Queued) => {
+                    result.delivered += 1;
+                    if id.is_some() {
+                        result.awaiting_ack.push(s.clone());
+                    }
+                }
+                Ok(Sent::Dropped) => {
+                    if let Some(id) = id {
+                        s.forget_ack(id);
+                    }
+                }
+                Err(reason) => result.slow.push((s.clone(), reason)),
+            }
+        });
+        result
+    }
+
+    /// Every room with members on this node and its size (what the cluster gossips).
+    pub fn rooms_summary(&self) -> Vec<(Room, usize)> {
+        let mut rooms: Vec<_> = self.rooms.read().iter().map(|(r, m)| (r.clone(), m.len())).collect();
+        rooms.sort();
+        rooms
+    }
+
+    /// Whether a client-requested room name is acceptable at all: not empty, not too long, and
+    /// not shaped like a socket id (joining another socket's private room would let a client
+    /// read its direct messages).
+    pub fn is_public_room_name(room: &str) -> bool {
+        !room.is_empty() && room.len() <= 256 && SocketId::parse(room).is_none()
+    }
+}
+
+/// What a broadcast reached.
+pub struct Broadcast {
+    /// The ack id used, when acks were requested.
+    pub ack_id: Option<u64>,
+    /// How many sockets the packet was queued for.
+    pub delivered: usize,
+    /// With acks: the sockets asked for one (to forget the id on timeout).
+    pub awaiting_ack: Vec<Arc<Socket>>,
+    /// Sockets whose queue overflowed: their sessions must be closed.
+    pub slow: Vec<(Arc<Socket>, CloseReason)>,
+}

@@ -1,0 +1,382 @@
+//! Engine.IO over HTTP: the handshake, long-polling GET/POST, WebSocket upgrade requests, and
+//! the spec's error answers (`400 {"code":N,"message":…}`).
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use socketio_hub_config::Transport;
+use socketio_hub_protocol::engine::{self, OpenInfo};
+
+use super::{cors, websocket, Response};
+use crate::frame::Frame;
+use crate::session::{CloseReason, Conn, ConnHandshake, Delivery, Drained, TransportKind};
+use crate::state::{Hub, Refusal};
+
+/// The Engine.IO error codes of the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineHttpError {
+    /// 0
+    UnknownTransport,
+    /// 1
+    UnknownSid,
+    /// 2
+    BadHandshakeMethod,
+    /// 3
+    BadRequest,
+    /// 4
+    Forbidden,
+    /// 5
+    UnsupportedProtocolVersion,
+}
+
+impl EngineHttpError {
+    fn code(self) -> u8 {
+        self as u8
+    }
+    fn message(self) -> &'static str {
+        match self {
+            EngineHttpError::UnknownTransport => "Transport unknown",
+            EngineHttpError::UnknownSid => "Session ID unknown",
+            EngineHttpError::BadHandshakeMethod => "Bad handshake method",
+            EngineHttpError::BadRequest => "Bad request",
+            EngineHttpError::Forbidden => "Forbidden",
+            EngineHttpError::UnsupportedProtocolVersion => "Unsupported protocol version",
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            EngineHttpError::UnknownTransport => "unknown_transport",
+            EngineHttpError::UnknownSid => "unknown_sid",
+            EngineHttpError::BadHandshakeMethod => "bad_handshake_method",
+            EngineHttpError::BadRequest => "bad_request",
+            EngineHttpError::Forbidden => "forbidden",
+            EngineHttpError::UnsupportedProtocolVersion => "unsupported_protocol_version",
+        }
+    }
+}
+
+pub(super) fn is_engine_path(hub: &Hub, path: &str) -> bool {
+    let p = &hub.config.path;
+    path == p || path == p.trim_end_matches('/')
+}
+
+fn with_cors(hub: &Hub, req_headers: &HeaderMap, mut resp: Response) -> Response {
+    cors::decorate(&hub.config.cors, req_headers, resp.headers_mut(), false);
+    resp
+}
+
+fn error(hub: &Hub, req_headers: &HeaderMap, e: EngineHttpError) -> Response {
+    hub.metrics.bad_input.with_label_values(&[e.label()]).inc();
+    let status =
+        if e == EngineHttpError::Forbidden { StatusCode::FORBIDDEN } else { StatusCode::BAD_REQUEST };
+    let body = serde_json::json!({ "code": e.code(), "message": e.message() }).to_string();
+    let mut resp = Response::new(Bytes::from(body).into());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    with_cors(hub, req_headers, resp)
+}
+
+fn plain(
+    hub: &Hub,
+    req_headers: &HeaderMap,
+    status: StatusCode,
+    body: Bytes,
+    content_type: &'static str,
+) -> Response {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    with_cors(hub, req_headers, resp)
+}
+
+fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    q.map(|q| url_pairs(q).collect()).unwrap_or_default()
+}
+
+fn url_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    q.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k), percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn handshake_of(
+    req: &Request<Incoming>,
+    query: HashMap<String, String>,
+    remote: SocketAddr,
+) -> ConnHandshake {
+    let mut headers: HashMap<String, String> = HashMap::new();
+    for (name, value) in req.headers() {
+        let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_string())
+            .and_modify(|e| {
+                e.push_str(", ");
+                e.push_str(&v);
+            })
+            .or_insert(v);
+    }
+    let now = crate::clock::since_epoch();
+    ConnHandshake {
+        headers,
+        query,
+        address: remote,
+        time: crate::clock::http_date(now.as_secs()),
+        issued: now.as_millis() as u64,
+        url: req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+    }
+}
+
+fn is_ws_upgrade(headers: &HeaderMap) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+}
+
+fn open_frame(hub: &Hub, conn: &Conn) -> Frame {
+    let e = &hub.config.engine;
+    let upgrades: &[&str] =
+        if conn.transport() == TransportKind::Polling && e.transports.contains(&Transport::Websocket) {
+            &["websocket"]
+        } else {
+            &[]
+        };
+    let open = engine::encode_open(&OpenInfo {
+        sid: conn.sid.as_str(),
+        upgrades,
+        ping_interval: e.ping_interval_ms,
+        ping_timeout: e.ping_timeout_ms,
+        max_payload: e.max_payload,
+    });
+    Frame::text(open.as_bytes())
+}
+
+/// Handle one request for the Socket.IO path.
+pub(super) async fn handle(hub: Arc<Hub>, mut req: Request<Incoming>, remote: SocketAddr) -> Response {
+    let headers = req.headers().clone();
+    if req.method() == Method::OPTIONS {
+        let mut resp = Response::new(Bytes::new().into());
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        cors::decorate(&hub.config.cors, &headers, resp.headers_mut(), true);
+        return resp;
+    }
+    let query = parse_query(req.uri().query());
+    if query.get("EIO").map(String::as_str) != Some("4") {
+        return error(&hub, &headers, EngineHttpError::UnsupportedProtocolVersion);
+    }
+    let transport = match query.get("transport").map(String::as_str) {
+        Some("polling") if hub.config.engine.transports.contains(&Transport::Polling) => {
+            TransportKind::Polling
+        }
+        Some("websocket") if hub.config.engine.transports.contains(&Transport::Websocket) => {
+            TransportKind::Websocket
+        }
+        _ => return error(&hub, &headers, EngineHttpError::UnknownTransport),
+    };
+    if cors::is_forbidden(&hub.config.cors, &headers) {
+        return error(&hub, &headers, EngineHttpError::Forbidden);
+    }
+    let sid = query.get("sid").cloned();
+    let wants_ws = is_ws_upgrade(&headers);
+    if transport == TransportKind::Websocket && (!wants_ws || req.method() != Method::GET) {
+        return error(&hub, &headers, EngineHttpError::BadRequest);
+    }
+
+    let Some(sid) = sid else {
+        if req.method() != Method::GET {
+            return error(&hub, &headers, EngineHttpError::BadHandshakeMethod);
+        }
+        let handshake = handshake_of(&req, query, remote);
+        let conn = match hub.open_session(transport, handshake) {
+            Ok(c) => c,
+            Err(refusal) => {
+                let status = StatusCode::SERVICE_UNAVAILABLE;
+                let msg = match refusal {
+                    Refusal::Full => "session limit reached",
+                    Refusal::ShuttingDown => "server shutting down",
+                };
+                hub.metrics.bad_input.with_label_values(&["refused"]).inc();
+                return plain(
+                    &hub,
+                    &headers,
+                    status,
+                    Bytes::from_static(msg.as_bytes()),
+                    "text/plain; charset=UTF-8",
+                );
+            }
+        };
+        let open = open_frame(&hub, &conn);
+        return match transport {
+            TransportKind::Polling => plain(
+                &hub,
+                &headers,
+                StatusCode::OK,
+                Bytes::copy_from_slice(open.payload()),
+                "text/plain; charset=UTF-8",
+            ),
+            TransportKind::Websocket => {
+                // The OPEN packet is the first frame the new WebSocket carries.
+                if let Err(reason) = conn.push(&[open], Delivery::Reliable) {
+                    hub.close_conn(&conn, reason);
+                }
+                match websocket::accept(&hub, &mut req, conn.clone(), websocket::Mode::Fresh) {
+                    Ok(resp) => with_cors(&hub, &headers, resp),
+                    Err(e) => {
+                        hub.close_conn(&conn, CloseReason::TransportError);
+                        error(&hub, &headers, e)
+                    }
+                }
+            }
+        };
+    };
+
+    let Some(conn) = crate::ids::Sid::parse(&sid).and_then(|s| hub.sessions.get(&s).map(|c| c.clone()))
+    else {
+        return error(&hub, &headers, EngineHttpError::UnknownSid);
+    };
+    if transport == TransportKind::Websocket {
+        if conn.transport() != TransportKind::Polling || conn.is_upgrading() {
+            return error(&hub, &headers, EngineHttpError::BadRequest);
+        }
+        return match websocket::accept(&hub, &mut req, conn, websocket::Mode::Probe) {
+            Ok(resp) => with_cors(&hub, &headers, resp),
+            Err(e) => error(&hub, &headers, e),
+        };
+    }
+    if conn.transport() != TransportKind::Polling {
+        // The session was upgraded; a late poll for the old transport is refused.
+        return error(&hub, &headers, EngineHttpError::BadRequest);
+    }
+    match *req.method() {
+        Method::GET => poll(&hub, &headers, conn).await,
+        Method::POST => post(&hub, &headers, conn, req).await,
+        _ => error(&hub, &headers, EngineHttpError::BadRequest),
+    }
+}
+
+/// Ends the poll registration even when the client goes away mid-wait (the future is dropped).
+struct PollGuard<'a>(&'a Conn);
+
+impl Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        self.0.end_poll();
+    }
+}
+
+async fn poll(hub: &Arc<Hub>, headers: &HeaderMap, conn: Arc<Conn>) -> Response {
+    if !conn.start_poll() {
+        // Two GETs at once: the spec says the session is broken.
+        hub.close_conn(&conn, CloseReason::TransportError);
+        return error(hub, headers, EngineHttpError::BadRequest);
+    }
+    let guard = PollGuard(&conn);
+    let drained = poll_fn(|cx| conn.poll_drain(cx, true)).await;
+    drop(guard);
+    let mut body = Vec::new();
+    match drained {
+        Drained::Frames(frames) => {
+            for f in &frames {
+                if f.is_binary() {
+                    body.reserve(2 + f.payload().len() * 4 / 3 + 4);
+                    engine::append_binary_to_payload(&mut body, f.payload());
+                } else {
+                    engine::append_text_to_payload(&mut body, f.payload());
+                }
+            }
+        }
+        Drained::Upgrading => engine::append_text_to_payload(&mut body, b"6"),
+        Drained::Closed(_) => engine::append_text_to_payload(&mut body, b"1"),
+    }
+    hub.metrics.bytes_out.inc_by(body.len() as u64);
+    plain(hub, headers, StatusCode::OK, Bytes::from(body), "text/plain; charset=UTF-8")
+}
+
+async fn post(hub: &Arc<Hub>, headers: &HeaderMap, conn: Arc<Conn>, req: Request<Incoming>) -> Response {
+    let max = hub.config.engine.max_payload;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return too_large(hub, headers, &conn);
+    }
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                return too_large(hub, headers, &conn);
+            }
+            return error(hub, headers, EngineHttpError::BadRequest);
+        }
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        hub.close_conn(&conn, CloseReason::ParseError);
+        return error(hub, headers, EngineHttpError::BadRequest);
+    };
+    for packet in engine::decode_payload(text, max) {
+        match packet {
+            Ok(p) => hub.on_engine_packet(&conn, p),
+            Err(e) => {
+                tracing::debug!(sid = %conn.sid, error = %e, "bad polling payload");
+                hub.close_conn(&conn, CloseReason::ParseError);
+                return error(hub, headers, EngineHttpError::BadRequest);
+            }
+        }
+    }
+    plain(hub, headers, StatusCode::OK, Bytes::from_static(b"ok"), "text/html")
+}
+
+fn too_large(hub: &Arc<Hub>, headers: &HeaderMap, conn: &Arc<Conn>) -> Response {
+    hub.metrics.bad_input.with_label_values(&["payload_too_large"]).inc();
+    hub.close_conn(conn, CloseReason::ParseError);
+    let body = serde_json::json!({ "code": 3, "message": "Payload too large" }).to_string();
+    plain(hub, headers, StatusCode::PAYLOAD_TOO_LARGE, Bytes::from(body), "application/json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_query_strings() {
+        let q = parse_query(Some("EIO=4&transport=polling&name=a%20b+c&x"));
+        assert_eq!(q["name"], "a b c");
+        assert_eq!(q["x"], "");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+}
