@@ -17,6 +17,7 @@ use serde::ser::{SerializeTuple, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::handler::ConnectHandler;
 use socketioxide::SocketIo;
 
 /// All the arguments of an event, however many there are.
@@ -99,7 +100,14 @@ fn on_connect(s: SocketRef) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".into());
     let (layer, io) = SocketIo::new_layer();
-    io.ns("/", async |s: SocketRef| on_connect(s));
+    // Handlers are registered in a connect middleware, which socketioxide awaits before it sends
+    // the CONNECT reply; in the connect handler itself (spawned after the reply) an event sent
+    // right after the reply can arrive before its handler exists and be dropped.
+    let register = async |s: SocketRef| {
+        on_connect(s);
+        Ok::<(), std::convert::Infallible>(())
+    };
+    io.ns("/", (async || ()).with(register));
     let app = Router::new().layer(layer);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("socketioxide ready clients={}", listener.local_addr()?);
