@@ -145,6 +145,19 @@ class Hub:
             self.proc.kill()
             self.proc.wait()
 
+    def restart(self) -> "Hub":
+        """Stop, then start again on the same client port so clients can reconnect to it."""
+        listen = self.clients
+        self.stop()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                return self.start(listen)
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)  # the port may linger for a moment: retry the bind
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -167,3 +180,14 @@ def sign_jwt(claims: dict, key: str, expires_in: int | None = 3600) -> str:
     body = b64(json.dumps(payload).encode())
     sig = hmac.new(key.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
     return f"{head}.{body}.{b64(sig)}"
+
+
+def known_failure(entry: str):
+    """Mark a test the real hub cannot pass yet; `entry` is an anchor in e2e/KNOWN_FAILURES.md."""
+    import pytest
+
+    text = (REPO / "e2e" / "KNOWN_FAILURES.md").read_text()
+    if f"{{#{entry}}}" not in text:
+        raise RuntimeError(f"known_failure({entry!r}): no {{#{entry}}} entry in e2e/KNOWN_FAILURES.md")
+    active = IMPL == "hub" and not os.environ.get("E2E_STRICT")
+    return pytest.mark.xfail(active, reason=f"known failure, see e2e/KNOWN_FAILURES.md#{entry}", strict=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import socketio
 
@@ -125,3 +127,25 @@ def test_client_auth_required(hub_factory, clients):
     assert call(ok, "hub:join", "room") == OK
     q, _ = clients(f"{h.url}?access_token={sign_jwt({'sub': 'py'}, ACCESS_KEY)}")
     assert q.connected
+
+
+def test_reconnects_after_hub_restart(hub_factory):
+    h = hub_factory(PERMS)
+    c = socketio.Client(reconnection=True, reconnection_delay=0.1, reconnection_delay_max=0.5)
+    connects = []
+    reconnected = threading.Event()
+
+    def on_connect():
+        connects.append(c.get_sid())
+        if len(connects) == 2:
+            reconnected.set()
+
+    c.on("connect", on_connect)
+    try:
+        c.connect(h.url, transports=["websocket"], wait_timeout=10)
+        h.restart()
+        assert reconnected.wait(30), "the client did not reconnect after the hub restarted"
+        assert connects[0] != connects[1]
+        assert call(c, "hub:join", "again") == OK
+    finally:
+        c.disconnect()
