@@ -293,12 +293,12 @@ async function api(req, res) {
   }
 }
 
-let connections = 0;
-io.engine.on('connection', (c) => { connections += 1; c.on('close', () => { connections -= 1; }); });
 const admin = http.createServer((req, res) => {
   if (req.url === '/metrics') {
+    const by = { polling: 0, websocket: 0 };
+    for (const c of Object.values(io.engine.clients)) by[c.transport.name] = (by[c.transport.name] || 0) + 1;
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-    return res.end(`# TYPE socketio_hub_connections gauge\nsocketio_hub_connections ${connections}\n`);
+    return res.end(`# TYPE socketio_hub_connections gauge\n${Object.entries(by).map(([t, n]) => `socketio_hub_connections{transport="${t}"} ${n}`).join('\n')}\n`);
   }
   if (req.url === '/healthz' || req.url === '/readyz') { res.writeHead(200); return res.end('ok'); }
   res.writeHead(404);
