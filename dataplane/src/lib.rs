@@ -7,10 +7,10 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod demo;
+pub mod engine;
 pub mod frame;
 pub mod ids;
 pub mod metrics;
-pub mod session;
 pub mod state;
 pub mod transport;
 pub mod upstream;
@@ -24,9 +24,9 @@ use socketio_hub_config::{HubConfig, PermissionGrant, UpstreamMode};
 use warp::Filter;
 
 use crate::auth::AccessKeys;
+use crate::engine::{CloseReason, Engine, EngineSettings};
 use crate::ids::NodeTag;
 use crate::metrics::Metrics;
-use crate::session::CloseReason;
 use crate::state::Hub;
 use crate::upstream::{NoUpstream, Upstream, Webhook};
 
@@ -110,7 +110,9 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
             ))
         }
     };
-    let hub = Hub::new(config.clone(), NodeTag::derive(&node, generation), upstream, metrics, keys);
+    let engine =
+        Engine::new(EngineSettings::for_hub(&config), NodeTag::derive(&node, generation), metrics.clone());
+    let hub = Hub::new(config.clone(), engine.clone(), upstream, metrics, keys);
 
     let listener =
         transport::bind(config.listen).map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -138,9 +140,9 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
         .map(warp::Reply::into_response)
         .boxed();
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(transport::serve(hub.clone(), listener, other)));
+    tasks.push(tokio::spawn(transport::serve(engine.clone(), listener, other)));
     let admin_routes = admin::routes(hub.clone());
-    let shutdown = hub.shutdown.clone();
+    let shutdown = engine.shutdown.clone();
     tasks.push(tokio::spawn(async move {
         warp::serve(admin_routes)
             .incoming(admin)
@@ -148,7 +150,7 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
             .run()
             .await;
     }));
-    tasks.push(session::spawn_sweeper(hub.clone()));
+    tasks.push(engine::spawn_sweeper(engine.clone()));
     hub.ready.store(true, Ordering::SeqCst);
     tracing::info!(node = %node, %client_addr, %admin_addr, "hub started");
     Ok(Running { hub, client_addr, admin_addr, tasks })
@@ -160,9 +162,9 @@ impl Running {
     pub async fn shutdown(self, grace: Duration) {
         let hub = &self.hub;
         hub.begin_shutdown();
-        let sessions = hub.sessions.len();
+        let sessions = hub.engine.sessions.len();
         tracing::info!(sessions, "draining");
-        hub.close_all(CloseReason::ServerShutdown);
+        hub.engine.close_all(CloseReason::ServerShutdown);
         // Closing queues a close frame per WebSocket; give the connection tasks time to write.
         let deadline = tokio::time::Instant::now() + grace.min(Duration::from_secs(2));
         tokio::time::sleep_until(deadline).await;

@@ -1,16 +1,16 @@
 //! The heartbeat sweeper: one task for all sessions instead of a timer per session.
 //!
 //! Every tick it sends pings that are due, closes sessions whose pong is late, and closes
-//! connections that joined no namespace within the connect timeout. Idle sessions therefore
+//! sessions the layer above did not mark attached within the connect timeout. Idle sessions therefore
 //! carry two integers for their heartbeat and no timer or task of their own.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::Engine;
 use super::{CloseReason, Conn, Delivery};
 use crate::frame::Frame;
-use crate::state::Hub;
 
 /// What the sweeper decided for one session at time `now`.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub(crate) enum Beat {
 impl Conn {
     pub(crate) fn beat(&self, now: u64, ping_timeout: u64, connect_deadline: Option<u64>) -> Beat {
         if let Some(deadline) = connect_deadline {
-            if now >= deadline && self.socket_count() == 0 {
+            if now >= deadline && !self.attached.load(Ordering::Relaxed) {
                 return Beat::Close(CloseReason::ConnectTimeout);
             }
         }
@@ -39,11 +39,11 @@ impl Conn {
     }
 }
 
-/// Start the sweeper for `hub`; it stops when the hub shuts down.
-pub fn spawn_sweeper(hub: Arc<Hub>) -> tokio::task::JoinHandle<()> {
-    let cfg = &hub.config.engine;
+/// Start the sweeper for `engine`; it stops when the engine shuts down.
+pub fn spawn_sweeper(engine: Arc<Engine>) -> tokio::task::JoinHandle<()> {
+    let cfg = &engine.settings.engine;
     let tick = (cfg.ping_interval_ms.min(cfg.ping_timeout_ms) / 8).clamp(10, 1000);
-    let connect_timeout = hub.config.socketio.connect_timeout_ms;
+    let attach_timeout = engine.settings.attach_timeout_ms;
     let ping_timeout = cfg.ping_timeout_ms;
     tokio::spawn(async move {
         let ping = Frame::text(b"2");
@@ -53,12 +53,12 @@ pub fn spawn_sweeper(hub: Arc<Hub>) -> tokio::task::JoinHandle<()> {
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
-                _ = hub.shutdown.cancelled() => return,
+                _ = engine.shutdown.cancelled() => return,
             }
-            let now = hub.now_ms();
-            for entry in hub.sessions.iter() {
+            let now = engine.now_ms();
+            for entry in engine.sessions.iter() {
                 let conn = entry.value();
-                let connect_deadline = Some(conn.opened_at + connect_timeout);
+                let connect_deadline = attach_timeout.map(|t| conn.opened_at + t);
                 match conn.beat(now, ping_timeout, connect_deadline) {
                     Beat::Nothing => {}
                     Beat::SendPing => {
@@ -71,7 +71,7 @@ pub fn spawn_sweeper(hub: Arc<Hub>) -> tokio::task::JoinHandle<()> {
             }
             // Closing touches the session map, so it happens after the iteration's locks are gone.
             for (conn, reason) in to_close.drain(..) {
-                hub.close_conn(&conn, reason);
+                engine.close(&conn, reason);
             }
         }
     })

@@ -1,4 +1,4 @@
-//! Engine.IO sessions: one per client connection, whatever its transport.
+//! One Engine.IO session: one per client connection, whatever its transport.
 //!
 //! A session owns the bounded outbound queue (`Outbox`) that every sender pushes pre-encoded
 //! frames into, and exactly one consumer drains: the pending long-polling GET, or the
@@ -12,22 +12,17 @@
 //! - an idle session allocates nothing beyond its struct (the queue's storage is created on
 //!   first push and released when drained).
 
-mod heartbeat;
-
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
-use smallvec::SmallVec;
-
-pub use heartbeat::spawn_sweeper;
 
 use crate::frame::Frame;
 use crate::ids::Sid;
-use crate::state::Socket;
 
 /// The transport a session currently uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,16 +149,6 @@ struct Outbox {
     closed: Option<CloseReason>,
 }
 
-/// A partially received binary packet: the header arrived, attachments are still coming.
-pub struct PartialBinary {
-    /// The Socket.IO packet text (with placeholders).
-    pub text: String,
-    /// Attachments received so far.
-    pub attachments: Vec<bytes::Bytes>,
-    /// Attachments announced by the header.
-    pub expected: usize,
-}
-
 /// One Engine.IO session.
 pub struct Conn {
     /// Session id (names the owning node).
@@ -173,15 +158,16 @@ pub struct Conn {
     outbox: Mutex<Outbox>,
     limits: QueueLimits,
     /// Hub clock (ms) when the next ping is due, or 0 while a pong is awaited.
-    ping_due: AtomicU64,
+    pub(super) ping_due: AtomicU64,
     /// Hub clock (ms) by which a pong must arrive, or 0 when none is awaited.
-    pong_deadline: AtomicU64,
+    pub(super) pong_deadline: AtomicU64,
     /// Hub clock (ms) at which the session opened.
     pub opened_at: u64,
-    /// Sockets (one per namespace) multiplexed on this session.
-    pub sockets: Mutex<SmallVec<[Arc<Socket>; 1]>>,
-    /// A binary packet waiting for its attachments.
-    pub partial: Mutex<Option<PartialBinary>>,
+    /// Set by the layer above once the client has done what it must within the connect
+    /// timeout (for Socket.IO: joined a namespace).
+    pub attached: AtomicBool,
+    /// The layer above's per-session state (Socket.IO keeps its sockets here).
+    pub ext: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
 impl Conn {
@@ -210,8 +196,8 @@ impl Conn {
             ping_due: AtomicU64::new(now + ping_interval),
             pong_deadline: AtomicU64::new(0),
             opened_at: now,
-            sockets: Mutex::new(SmallVec::new()),
-            partial: Mutex::new(None),
+            attached: AtomicBool::new(false),
+            ext: OnceLock::new(),
         }
     }
 
@@ -372,16 +358,12 @@ impl Conn {
         self.ping_due.store(now + ping_interval, Ordering::Relaxed);
     }
 
-    /// The number of namespaces joined.
-    pub fn socket_count(&self) -> usize {
-        self.sockets.lock().len()
-    }
-
-    /// The socket of namespace `nsp`, if joined.
-    pub fn socket(&self, nsp: &str) -> Option<Arc<Socket>> {
-        self.sockets.lock().iter().find(|s| &*s.ns.name == nsp).cloned()
+    /// The layer above's state, when it set one of type `T`.
+    pub fn ext<T: Any>(&self) -> Option<&T> {
+        self.ext.get().and_then(|b| b.downcast_ref::<T>())
     }
 }
 
 #[cfg(test)]
+#[path = "session_tests.rs"]
 mod tests;

@@ -1,8 +1,8 @@
 use std::future::poll_fn;
 use std::net::SocketAddr;
 
-use super::heartbeat::Beat;
 use super::*;
+use crate::engine::heartbeat::Beat;
 use crate::ids::NodeTag;
 
 fn conn(max_frames: usize) -> Conn {

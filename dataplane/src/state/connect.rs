@@ -9,9 +9,9 @@ use serde_json::{Map, Value};
 use super::namespace::{Broadcast, EmitFlags, Namespace, Selector};
 use super::packet::{self, Args};
 use super::socket::{AckSink, Socket};
-use super::Hub;
+use super::{sio, Hub};
+use crate::engine::{Conn, Delivery};
 use crate::ids::{Room, SocketId};
-use crate::session::{Conn, Delivery};
 use crate::upstream::{ConnectDecision, ConnectRequest};
 
 impl Hub {
@@ -30,7 +30,7 @@ impl Hub {
         if !self.namespace_allowed(&nsp) {
             return self.reject(&conn, &nsp, "namespace", "Invalid namespace", None);
         }
-        if conn.socket(&nsp).is_some() {
+        if sio(&conn).socket(&nsp).is_some() {
             return;
         }
         let claims = match self.client_claims(&conn, &auth, &nsp) {
@@ -47,7 +47,7 @@ impl Hub {
             (Some(rec), Some(pid)) => rec.restore(pid, offset_in.as_ref().and_then(Value::as_str)),
             _ => None,
         };
-        let id = restored.as_ref().map_or_else(|| SocketId::new(self.tag), |r| r.id.clone());
+        let id = restored.as_ref().map_or_else(|| SocketId::new(self.engine.tag), |r| r.id.clone());
         let request = ConnectRequest {
             socket_id: id.clone(),
             namespace: nsp.clone(),
@@ -61,13 +61,13 @@ impl Hub {
                 return self.reject(&conn, &nsp, "upstream", &message, data.as_ref());
             }
         };
-        if conn.closed().is_some() || conn.socket(&nsp).is_some() {
+        if conn.closed().is_some() || sio(&conn).socket(&nsp).is_some() {
             return;
         }
         let pid: Option<Arc<str>> =
             ns.recovery.as_ref().map(|_| match (&restored, pid_in.as_ref().and_then(Value::as_str)) {
                 (Some(_), Some(pid)) => Arc::from(pid),
-                _ => Arc::from(SocketId::new(self.tag).as_str()),
+                _ => Arc::from(SocketId::new(self.engine.tag).as_str()),
             });
         let socket = Arc::new(Socket::new(
             id.clone(),
@@ -79,7 +79,8 @@ impl Hub {
             restored.is_some(),
         ));
         ns.sockets.insert(id.clone(), socket.clone());
-        conn.sockets.lock().push(socket.clone());
+        sio(&conn).sockets.lock().push(socket.clone());
+        self.engine.attach(&conn);
         self.metrics.sockets.inc();
         let mut all_rooms: Vec<Room> = rooms;
         if let Some(r) = &restored {

@@ -3,13 +3,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use socketio_hub_protocol::engine;
 use socketio_hub_protocol::socket::{self, PacketType};
 
 use super::packet::{self, Args};
 use super::socket::Socket;
-use super::Hub;
-use crate::session::{CloseReason, Conn, Delivery, PartialBinary};
+use super::{sio, Hub, PartialBinary};
+use crate::engine::{CloseReason, Conn, Delivery};
 use crate::upstream::EventCall;
 
 /// Disconnect reasons after which connection state recovery keeps the socket's state.
@@ -23,35 +22,14 @@ const RECOVERABLE: &[&str] = &[
 ];
 
 impl Hub {
-    /// Handle one Engine.IO packet from a client. Probe and upgrade packets are the
-    /// transport's business and never reach here.
-    pub fn on_engine_packet(self: &Arc<Self>, conn: &Arc<Conn>, packet: engine::Packet<'_>) {
-        self.metrics.packets_in.inc();
-        match packet {
-            engine::Packet::Pong(_) => conn.on_pong(self.now_ms(), self.config.engine.ping_interval_ms),
-            engine::Packet::Close => self.close_conn(conn, CloseReason::TransportClose),
-            engine::Packet::Message(text) => {
-                self.metrics.bytes_in.inc_by(text.len() as u64);
-                self.on_socketio_text(conn, text)
-            }
-            engine::Packet::Binary(data) => {
-                self.metrics.bytes_in.inc_by(data.len() as u64);
-                self.on_socketio_binary(conn, Bytes::from(data.into_owned()))
-            }
-            // A v4 client never pings outside an upgrade probe; tolerate it like the reference server.
-            engine::Packet::Ping(_) | engine::Packet::Noop | engine::Packet::Upgrade => {}
-            engine::Packet::Open(_) => self.protocol_error(conn, "client sent an OPEN packet"),
-        }
-    }
-
     fn protocol_error(&self, conn: &Arc<Conn>, what: &str) {
         tracing::debug!(sid = %conn.sid, what, "protocol error; closing session");
         self.metrics.bad_input.with_label_values(&["socketio"]).inc();
         self.close_conn(conn, CloseReason::ParseError);
     }
 
-    fn on_socketio_text(self: &Arc<Self>, conn: &Arc<Conn>, text: &str) {
-        if conn.partial.lock().is_some() {
+    pub(super) fn on_socketio_text(self: &Arc<Self>, conn: &Arc<Conn>, text: &str) {
+        if sio(conn).partial.lock().is_some() {
             return self.protocol_error(conn, "text packet while binary attachments were pending");
         }
         let packet = match socket::decode(text, self.config.socketio.max_attachments) {
@@ -59,7 +37,7 @@ impl Hub {
             Err(e) => return self.protocol_error(conn, &e.to_string()),
         };
         if packet.kind.is_binary() && packet.attachments > 0 {
-            *conn.partial.lock() = Some(PartialBinary {
+            *sio(conn).partial.lock() = Some(PartialBinary {
                 text: text.to_string(),
                 attachments: Vec::new(),
                 expected: packet.attachments,
@@ -69,9 +47,9 @@ impl Hub {
         self.dispatch(conn, packet, Vec::new());
     }
 
-    fn on_socketio_binary(self: &Arc<Self>, conn: &Arc<Conn>, data: Bytes) {
+    pub(super) fn on_socketio_binary(self: &Arc<Self>, conn: &Arc<Conn>, data: Bytes) {
         let complete = {
-            let mut partial = conn.partial.lock();
+            let mut partial = sio(conn).partial.lock();
             let Some(p) = partial.as_mut() else {
                 drop(partial);
                 return self.protocol_error(conn, "binary message with no packet expecting it");
@@ -101,12 +79,12 @@ impl Hub {
                 self.clone().spawn_connect(conn.clone(), packet.nsp.to_string(), auth);
             }
             PacketType::Disconnect => {
-                if let Some(s) = conn.socket(packet.nsp) {
+                if let Some(s) = sio(conn).socket(packet.nsp) {
                     self.remove_socket(&s, "client namespace disconnect", false);
                 }
             }
             PacketType::Event | PacketType::BinaryEvent => {
-                let Some(s) = conn.socket(packet.nsp) else {
+                let Some(s) = sio(conn).socket(packet.nsp) else {
                     self.metrics.events_dropped.with_label_values(&["unknown_namespace"]).inc();
                     return;
                 };
@@ -118,7 +96,7 @@ impl Hub {
                 self.on_event(&s, &ev.name, args, packet.id);
             }
             PacketType::Ack | PacketType::BinaryAck => {
-                let (Some(s), Some(id)) = (conn.socket(packet.nsp), packet.id) else {
+                let (Some(s), Some(id)) = (sio(conn).socket(packet.nsp), packet.id) else {
                     self.metrics.events_dropped.with_label_values(&["unexpected_ack"]).inc();
                     return;
                 };
@@ -178,7 +156,7 @@ impl Hub {
                 rec.save(pid, socket.id.clone(), rooms);
             }
         }
-        socket.conn.sockets.lock().retain(|s| !Arc::ptr_eq(s, socket));
+        sio(&socket.conn).sockets.lock().retain(|s| !Arc::ptr_eq(s, socket));
         self.metrics.sockets.dec();
         let fut = self.upstream.disconnected(socket.clone(), reason);
         socket.enqueue_upstream(fut);

@@ -1,7 +1,5 @@
-//! Socket.IO state of one node: sessions, namespaces, sockets, rooms, acks, recovery.
-//!
-//! `Hub` is the node: it owns the session table and the namespaces, and is the one place
-//! where a session's end turns into socket disconnects and upstream notifications.
+//! Socket.IO state of one node: namespaces, sockets, rooms, acks, recovery — the layer
+//! above the engine (`Hub` is an `EngineHandler`).
 //!
 //! Invariants:
 //! - a socket is in `Namespace::sockets` exactly while its CONNECT has been answered and it
@@ -9,7 +7,7 @@
 //!   so it can receive events the moment the client sees the reply;
 //! - room state is per node and queryable (`Namespace::rooms_summary`), which is what the
 //!   cluster layer gossips;
-//! - nothing here knows HTTP or WebSocket; transports hand in decoded Engine.IO packets.
+//! - nothing here knows HTTP or WebSocket; the engine hands in messages and drains frames.
 
 mod connect;
 mod inbound;
@@ -20,133 +18,102 @@ mod recovery;
 mod socket;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
+use bytes::Bytes;
 use dashmap::DashMap;
+use parking_lot::Mutex;
+use smallvec::SmallVec;
 use socketio_hub_config::HubConfig;
-use tokio_util::sync::CancellationToken;
 
-pub use namespace::{Namespace, Selector};
-pub use packet::{Args, Outgoing};
+pub use namespace::{Broadcast, Namespace, Selector};
+pub use packet::{Args, ArgsError, Outgoing};
 pub use socket::{AckSink, Socket};
 
 use crate::auth::AccessKeys;
-use crate::ids::{NodeTag, Sid};
+use crate::engine::{CloseReason, Conn, Engine, EngineHandler};
 use crate::metrics::Metrics;
-use crate::session::{CloseReason, Conn, ConnHandshake, QueueLimits, TransportKind};
 use crate::upstream::Upstream;
 
-/// Why a new session was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    /// `engine.max_sessions` reached.
-    #[error("this node is at its session limit")]
-    Full,
-    /// The node is draining.
-    #[error("this node is shutting down")]
-    ShuttingDown,
+/// A binary packet whose header arrived and whose attachments are still coming.
+pub(crate) struct PartialBinary {
+    text: String,
+    attachments: Vec<Bytes>,
+    expected: usize,
+}
+
+/// The Socket.IO state of one Engine.IO session (kept in `Conn::ext`).
+#[derive(Default)]
+pub(crate) struct SioConn {
+    /// Sockets (one per namespace) multiplexed on the session.
+    sockets: Mutex<SmallVec<[Arc<Socket>; 1]>>,
+    /// A binary packet waiting for its attachments.
+    partial: Mutex<Option<PartialBinary>>,
+}
+
+/// The Socket.IO state of `conn` (set when the session opened).
+pub(crate) fn sio(conn: &Conn) -> &SioConn {
+    // `Hub::on_open` sets it before any message can arrive for the session.
+    conn.ext::<SioConn>().expect("Socket.IO state set at session open")
+}
+
+impl SioConn {
+    /// The socket of namespace `nsp`, if joined.
+    pub(crate) fn socket(&self, nsp: &str) -> Option<Arc<Socket>> {
+        self.sockets.lock().iter().find(|s| &*s.ns.name == nsp).cloned()
+    }
 }
 
 /// One hub node.
 pub struct Hub {
     /// Configuration (validated).
     pub config: Arc<HubConfig>,
-    /// This node's id tag.
-    pub tag: NodeTag,
-    /// Live Engine.IO sessions.
-    pub sessions: DashMap<Sid, Arc<Conn>>,
+    /// The Engine.IO layer underneath.
+    pub engine: Arc<Engine>,
     /// Namespaces that have (or had) sockets.
     pub namespaces: DashMap<Arc<str>, Arc<Namespace>>,
     /// Where application logic lives.
     pub upstream: Arc<dyn Upstream>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
-    /// Access keys (REST, server links, webhooks signatures, client tokens).
+    /// Access keys (REST, webhook signatures, client tokens).
     pub keys: AccessKeys,
-    /// Cancelled when the node starts shutting down.
-    pub shutdown: CancellationToken,
     /// Whether `/readyz` reports ready.
     pub ready: AtomicBool,
-    epoch: tokio::time::Instant,
+    me: Weak<Hub>,
 }
 
 impl Hub {
-    /// A hub with the given parts. `tag` names this node in the ids it mints.
+    /// A hub on top of `engine`; registers itself as the engine's handler.
     pub fn new(
         config: Arc<HubConfig>,
-        tag: NodeTag,
+        engine: Arc<Engine>,
         upstream: Arc<dyn Upstream>,
         metrics: Arc<Metrics>,
         keys: AccessKeys,
     ) -> Arc<Self> {
-        Arc::new(Hub {
+        let hub = Arc::new_cyclic(|me| Hub {
             config,
-            tag,
-            sessions: DashMap::new(),
+            engine: engine.clone(),
             namespaces: DashMap::new(),
             upstream,
             metrics,
             keys,
-            shutdown: CancellationToken::new(),
             ready: AtomicBool::new(false),
-            epoch: tokio::time::Instant::now(),
-        })
+            me: me.clone(),
+        });
+        engine.set_handler(hub.clone());
+        hub
     }
 
-    /// Milliseconds since the hub started (tokio clock, so tests can pause time).
-    pub fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+    fn arc(&self) -> Arc<Hub> {
+        // `me` points at the Arc that owns `self`, which is alive while `&self` is.
+        self.me.upgrade().expect("hub alive while borrowed")
     }
 
-    /// Open a new Engine.IO session.
-    pub fn open_session(
-        &self,
-        transport: TransportKind,
-        handshake: ConnHandshake,
-    ) -> Result<Arc<Conn>, Refusal> {
-        if self.shutdown.is_cancelled() {
-            return Err(Refusal::ShuttingDown);
-        }
-        if self.sessions.len() >= self.config.engine.max_sessions {
-            return Err(Refusal::Full);
-        }
-        let e = &self.config.engine;
-        let limits = QueueLimits { max_frames: e.max_queued_frames, max_bytes: e.max_queued_bytes };
-        let conn = Arc::new(Conn::new(
-            Sid::new(self.tag),
-            Arc::new(handshake),
-            transport,
-            limits,
-            self.now_ms(),
-            e.ping_interval_ms,
-        ));
-        self.sessions.insert(conn.sid.clone(), conn.clone());
-        self.metrics.sessions_opened.with_label_values(&[transport.as_str()]).inc();
-        self.metrics.connections.with_label_values(&[transport.as_str()]).inc();
-        Ok(conn)
-    }
-
-    /// Close a session for `reason`; the first caller runs the cleanup, later calls do nothing.
+    /// Close a session (and with it every socket on it).
     pub fn close_conn(&self, conn: &Arc<Conn>, reason: CloseReason) {
-        if !conn.mark_closed(reason) {
-            return;
-        }
-        self.sessions.remove(&conn.sid);
-        let transport = conn.transport();
-        self.metrics.connections.with_label_values(&[transport.as_str()]).dec();
-        self.metrics.sessions_closed.with_label_values(&[reason.label()]).inc();
-        let sockets: Vec<_> = conn.sockets.lock().drain(..).collect();
-        for socket in sockets {
-            self.remove_socket(&socket, reason.as_str(), true);
-        }
-        tracing::debug!(sid = %conn.sid, reason = reason.label(), "session closed");
-    }
-
-    /// Move a session from one transport gauge to another (after an upgrade).
-    pub fn count_upgrade(&self) {
-        self.metrics.connections.with_label_values(&["polling"]).dec();
-        self.metrics.connections.with_label_values(&["websocket"]).inc();
-        self.metrics.upgrades.inc();
+        self.engine.close(conn, reason);
     }
 
     /// The namespace `name`, created on first use.
@@ -173,14 +140,28 @@ impl Hub {
     /// Begin draining: refuse new sessions and report not ready.
     pub fn begin_shutdown(&self) {
         self.ready.store(false, Ordering::SeqCst);
-        self.shutdown.cancel();
+        self.engine.begin_shutdown();
+    }
+}
+
+impl EngineHandler for Hub {
+    fn on_open(&self, conn: &Arc<Conn>) {
+        // A fresh session's slot is empty, so this cannot fail.
+        let _ = conn.ext.set(Box::new(SioConn::default()));
     }
 
-    /// Close every session (after the drain grace period).
-    pub fn close_all(&self, reason: CloseReason) {
-        let conns: Vec<_> = self.sessions.iter().map(|e| e.value().clone()).collect();
-        for conn in conns {
-            self.close_conn(&conn, reason);
+    fn on_message(&self, conn: &Arc<Conn>, text: &str) {
+        self.arc().on_socketio_text(conn, text);
+    }
+
+    fn on_binary(&self, conn: &Arc<Conn>, data: Bytes) {
+        self.arc().on_socketio_binary(conn, data);
+    }
+
+    fn on_close(&self, conn: &Arc<Conn>, reason: CloseReason) {
+        let sockets: Vec<_> = sio(conn).sockets.lock().drain(..).collect();
+        for socket in sockets {
+            self.remove_socket(&socket, reason.as_str(), true);
         }
     }
 }

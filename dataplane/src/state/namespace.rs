@@ -15,8 +15,8 @@ use socketio_hub_config::{pattern_matches, HubConfig};
 use super::packet::{self, Args};
 use super::recovery::Recovery;
 use super::socket::{AckSink, Sent, Socket};
+use crate::engine::{CloseReason, Delivery};
 use crate::ids::{Room, SocketId};
-use crate::session::{CloseReason, Delivery};
 
 /// Which sockets of a namespace a broadcast or bulk operation targets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -18,8 +18,8 @@ use super::namespace::{Namespace, Selector};
 use super::packet::{self, Args};
 use super::socket::Socket;
 use super::Hub;
+use crate::engine::Delivery;
 use crate::ids::Room;
-use crate::session::Delivery;
 
 #[derive(Clone, Copy)]
 enum Grant {

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 
 use super::namespace::Namespace;
 use super::packet::{Args, Outgoing};
+use crate::engine::{CloseReason, Conn, Delivery};
 use crate::ids::{Room, SocketId};
-use crate::session::{CloseReason, Conn, Delivery};
 
 /// Where a client's acknowledgement goes: the socket that answered and its arguments.
 pub type AckSink = mpsc::UnboundedSender<(SocketId, Args)>;

@@ -14,9 +14,9 @@ use socketio_hub_config::Transport;
 use socketio_hub_protocol::engine::{self, OpenInfo};
 
 use super::{cors, websocket, Response};
+use crate::engine::{CloseReason, Conn, ConnHandshake, Delivery, Drained, TransportKind};
+use crate::engine::{Engine, Refusal};
 use crate::frame::Frame;
-use crate::session::{CloseReason, Conn, ConnHandshake, Delivery, Drained, TransportKind};
-use crate::state::{Hub, Refusal};
 
 /// The Engine.IO error codes of the spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,29 +61,29 @@ impl EngineHttpError {
     }
 }
 
-pub(super) fn is_engine_path(hub: &Hub, path: &str) -> bool {
-    let p = &hub.config.path;
+pub(super) fn is_engine_path(engine: &Engine, path: &str) -> bool {
+    let p = &engine.settings.path;
     path == p || path == p.trim_end_matches('/')
 }
 
-fn with_cors(hub: &Hub, req_headers: &HeaderMap, mut resp: Response) -> Response {
-    cors::decorate(&hub.config.cors, req_headers, resp.headers_mut(), false);
+fn with_cors(engine: &Engine, req_headers: &HeaderMap, mut resp: Response) -> Response {
+    cors::decorate(&engine.settings.cors, req_headers, resp.headers_mut(), false);
     resp
 }
 
-fn error(hub: &Hub, req_headers: &HeaderMap, e: EngineHttpError) -> Response {
-    hub.metrics.bad_input.with_label_values(&[e.label()]).inc();
+fn error(engine: &Engine, req_headers: &HeaderMap, e: EngineHttpError) -> Response {
+    engine.metrics.bad_input.with_label_values(&[e.label()]).inc();
     let status =
         if e == EngineHttpError::Forbidden { StatusCode::FORBIDDEN } else { StatusCode::BAD_REQUEST };
     let body = serde_json::json!({ "code": e.code(), "message": e.message() }).to_string();
     let mut resp = Response::new(Bytes::from(body).into());
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    with_cors(hub, req_headers, resp)
+    with_cors(engine, req_headers, resp)
 }
 
 fn plain(
-    hub: &Hub,
+    engine: &Engine,
     req_headers: &HeaderMap,
     status: StatusCode,
     body: Bytes,
@@ -93,7 +93,7 @@ fn plain(
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    with_cors(hub, req_headers, resp)
+    with_cors(engine, req_headers, resp)
 }
 
 fn parse_query(q: Option<&str>) -> HashMap<String, String> {
@@ -168,8 +168,8 @@ fn is_ws_upgrade(headers: &HeaderMap) -> bool {
     has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
 }
 
-fn open_frame(hub: &Hub, conn: &Conn) -> Frame {
-    let e = &hub.config.engine;
+fn open_frame(engine: &Engine, conn: &Conn) -> Frame {
+    let e = &engine.settings.engine;
     let upgrades: &[&str] =
         if conn.transport() == TransportKind::Polling && e.transports.contains(&Transport::Websocket) {
             &["websocket"]
@@ -187,42 +187,42 @@ fn open_frame(hub: &Hub, conn: &Conn) -> Frame {
 }
 
 /// Handle one request for the Socket.IO path.
-pub(super) async fn handle(hub: Arc<Hub>, mut req: Request<Incoming>, remote: SocketAddr) -> Response {
+pub(super) async fn handle(engine: Arc<Engine>, mut req: Request<Incoming>, remote: SocketAddr) -> Response {
     let headers = req.headers().clone();
     if req.method() == Method::OPTIONS {
         let mut resp = Response::new(Bytes::new().into());
         *resp.status_mut() = StatusCode::NO_CONTENT;
-        cors::decorate(&hub.config.cors, &headers, resp.headers_mut(), true);
+        cors::decorate(&engine.settings.cors, &headers, resp.headers_mut(), true);
         return resp;
     }
     let query = parse_query(req.uri().query());
     if query.get("EIO").map(String::as_str) != Some("4") {
-        return error(&hub, &headers, EngineHttpError::UnsupportedProtocolVersion);
+        return error(&engine, &headers, EngineHttpError::UnsupportedProtocolVersion);
     }
     let transport = match query.get("transport").map(String::as_str) {
-        Some("polling") if hub.config.engine.transports.contains(&Transport::Polling) => {
+        Some("polling") if engine.settings.engine.transports.contains(&Transport::Polling) => {
             TransportKind::Polling
         }
-        Some("websocket") if hub.config.engine.transports.contains(&Transport::Websocket) => {
+        Some("websocket") if engine.settings.engine.transports.contains(&Transport::Websocket) => {
             TransportKind::Websocket
         }
-        _ => return error(&hub, &headers, EngineHttpError::UnknownTransport),
+        _ => return error(&engine, &headers, EngineHttpError::UnknownTransport),
     };
-    if cors::is_forbidden(&hub.config.cors, &headers) {
-        return error(&hub, &headers, EngineHttpError::Forbidden);
+    if cors::is_forbidden(&engine.settings.cors, &headers) {
+        return error(&engine, &headers, EngineHttpError::Forbidden);
     }
     let sid = query.get("sid").cloned();
     let wants_ws = is_ws_upgrade(&headers);
     if transport == TransportKind::Websocket && (!wants_ws || req.method() != Method::GET) {
-        return error(&hub, &headers, EngineHttpError::BadRequest);
+        return error(&engine, &headers, EngineHttpError::BadRequest);
     }
 
     let Some(sid) = sid else {
         if req.method() != Method::GET {
-            return error(&hub, &headers, EngineHttpError::BadHandshakeMethod);
+            return error(&engine, &headers, EngineHttpError::BadHandshakeMethod);
         }
         let handshake = handshake_of(&req, query, remote);
-        let conn = match hub.open_session(transport, handshake) {
+        let conn = match engine.open_session(transport, handshake) {
             Ok(c) => c,
             Err(refusal) => {
                 let status = StatusCode::SERVICE_UNAVAILABLE;
@@ -230,9 +230,9 @@ pub(super) async fn handle(hub: Arc<Hub>, mut req: Request<Incoming>, remote: So
                     Refusal::Full => "session limit reached",
                     Refusal::ShuttingDown => "server shutting down",
                 };
-                hub.metrics.bad_input.with_label_values(&["refused"]).inc();
+                engine.metrics.bad_input.with_label_values(&["refused"]).inc();
                 return plain(
-                    &hub,
+                    &engine,
                     &headers,
                     status,
                     Bytes::from_static(msg.as_bytes()),
@@ -240,10 +240,10 @@ pub(super) async fn handle(hub: Arc<Hub>, mut req: Request<Incoming>, remote: So
                 );
             }
         };
-        let open = open_frame(&hub, &conn);
+        let open = open_frame(&engine, &conn);
         return match transport {
             TransportKind::Polling => plain(
-                &hub,
+                &engine,
                 &headers,
                 StatusCode::OK,
                 Bytes::copy_from_slice(open.payload()),
@@ -252,40 +252,40 @@ pub(super) async fn handle(hub: Arc<Hub>, mut req: Request<Incoming>, remote: So
             TransportKind::Websocket => {
                 // The OPEN packet is the first frame the new WebSocket carries.
                 if let Err(reason) = conn.push(&[open], Delivery::Reliable) {
-                    hub.close_conn(&conn, reason);
+                    engine.close(&conn, reason);
                 }
-                match websocket::accept(&hub, &mut req, conn.clone(), websocket::Mode::Fresh) {
-                    Ok(resp) => with_cors(&hub, &headers, resp),
+                match websocket::accept(&engine, &mut req, conn.clone(), websocket::Mode::Fresh) {
+                    Ok(resp) => with_cors(&engine, &headers, resp),
                     Err(e) => {
-                        hub.close_conn(&conn, CloseReason::TransportError);
-                        error(&hub, &headers, e)
+                        engine.close(&conn, CloseReason::TransportError);
+                        error(&engine, &headers, e)
                     }
                 }
             }
         };
     };
 
-    let Some(conn) = crate::ids::Sid::parse(&sid).and_then(|s| hub.sessions.get(&s).map(|c| c.clone()))
+    let Some(conn) = crate::ids::Sid::parse(&sid).and_then(|s| engine.sessions.get(&s).map(|c| c.clone()))
     else {
-        return error(&hub, &headers, EngineHttpError::UnknownSid);
+        return error(&engine, &headers, EngineHttpError::UnknownSid);
     };
     if transport == TransportKind::Websocket {
         if conn.transport() != TransportKind::Polling || conn.is_upgrading() {
-            return error(&hub, &headers, EngineHttpError::BadRequest);
+            return error(&engine, &headers, EngineHttpError::BadRequest);
         }
-        return match websocket::accept(&hub, &mut req, conn, websocket::Mode::Probe) {
-            Ok(resp) => with_cors(&hub, &headers, resp),
-            Err(e) => error(&hub, &headers, e),
+        return match websocket::accept(&engine, &mut req, conn, websocket::Mode::Probe) {
+            Ok(resp) => with_cors(&engine, &headers, resp),
+            Err(e) => error(&engine, &headers, e),
         };
     }
     if conn.transport() != TransportKind::Polling {
         // The session was upgraded; a late poll for the old transport is refused.
-        return error(&hub, &headers, EngineHttpError::BadRequest);
+        return error(&engine, &headers, EngineHttpError::BadRequest);
     }
     match *req.method() {
-        Method::GET => poll(&hub, &headers, conn).await,
-        Method::POST => post(&hub, &headers, conn, req).await,
-        _ => error(&hub, &headers, EngineHttpError::BadRequest),
+        Method::GET => poll(&engine, &headers, conn).await,
+        Method::POST => post(&engine, &headers, conn, req).await,
+        _ => error(&engine, &headers, EngineHttpError::BadRequest),
     }
 }
 
@@ -298,11 +298,11 @@ impl Drop for PollGuard<'_> {
     }
 }
 
-async fn poll(hub: &Arc<Hub>, headers: &HeaderMap, conn: Arc<Conn>) -> Response {
+async fn poll(engine: &Arc<Engine>, headers: &HeaderMap, conn: Arc<Conn>) -> Response {
     if !conn.start_poll() {
         // Two GETs at once: the spec says the session is broken.
-        hub.close_conn(&conn, CloseReason::TransportError);
-        return error(hub, headers, EngineHttpError::BadRequest);
+        engine.close(&conn, CloseReason::TransportError);
+        return error(engine, headers, EngineHttpError::BadRequest);
     }
     let guard = PollGuard(&conn);
     let drained = poll_fn(|cx| conn.poll_drain(cx, true)).await;
@@ -322,50 +322,55 @@ async fn poll(hub: &Arc<Hub>, headers: &HeaderMap, conn: Arc<Conn>) -> Response 
         Drained::Upgrading => engine::append_text_to_payload(&mut body, b"6"),
         Drained::Closed(_) => engine::append_text_to_payload(&mut body, b"1"),
     }
-    hub.metrics.bytes_out.inc_by(body.len() as u64);
-    plain(hub, headers, StatusCode::OK, Bytes::from(body), "text/plain; charset=UTF-8")
+    engine.metrics.bytes_out.inc_by(body.len() as u64);
+    plain(engine, headers, StatusCode::OK, Bytes::from(body), "text/plain; charset=UTF-8")
 }
 
-async fn post(hub: &Arc<Hub>, headers: &HeaderMap, conn: Arc<Conn>, req: Request<Incoming>) -> Response {
-    let max = hub.config.engine.max_payload;
+async fn post(
+    engine: &Arc<Engine>,
+    headers: &HeaderMap,
+    conn: Arc<Conn>,
+    req: Request<Incoming>,
+) -> Response {
+    let max = engine.settings.engine.max_payload;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max) {
-        return too_large(hub, headers, &conn);
+        return too_large(engine, headers, &conn);
     }
     let body = match Limited::new(req.into_body(), max).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                return too_large(hub, headers, &conn);
+                return too_large(engine, headers, &conn);
             }
-            return error(hub, headers, EngineHttpError::BadRequest);
+            return error(engine, headers, EngineHttpError::BadRequest);
         }
     };
     let Ok(text) = std::str::from_utf8(&body) else {
-        hub.close_conn(&conn, CloseReason::ParseError);
-        return error(hub, headers, EngineHttpError::BadRequest);
+        engine.close(&conn, CloseReason::ParseError);
+        return error(engine, headers, EngineHttpError::BadRequest);
     };
     for packet in engine::decode_payload(text, max) {
         match packet {
-            Ok(p) => hub.on_engine_packet(&conn, p),
+            Ok(p) => engine.on_packet(&conn, p),
             Err(e) => {
                 tracing::debug!(sid = %conn.sid, error = %e, "bad polling payload");
-                hub.close_conn(&conn, CloseReason::ParseError);
-                return error(hub, headers, EngineHttpError::BadRequest);
+                engine.close(&conn, CloseReason::ParseError);
+                return error(engine, headers, EngineHttpError::BadRequest);
             }
         }
     }
-    plain(hub, headers, StatusCode::OK, Bytes::from_static(b"ok"), "text/html")
+    plain(engine, headers, StatusCode::OK, Bytes::from_static(b"ok"), "text/html")
 }
 
-fn too_large(hub: &Arc<Hub>, headers: &HeaderMap, conn: &Arc<Conn>) -> Response {
-    hub.metrics.bad_input.with_label_values(&["payload_too_large"]).inc();
-    hub.close_conn(conn, CloseReason::ParseError);
+fn too_large(engine: &Arc<Engine>, headers: &HeaderMap, conn: &Arc<Conn>) -> Response {
+    engine.metrics.bad_input.with_label_values(&["payload_too_large"]).inc();
+    engine.close(conn, CloseReason::ParseError);
     let body = serde_json::json!({ "code": 3, "message": "Payload too large" }).to_string();
-    plain(hub, headers, StatusCode::PAYLOAD_TOO_LARGE, Bytes::from(body), "application/json")
+    plain(engine, headers, StatusCode::PAYLOAD_TOO_LARGE, Bytes::from(body), "application/json")
 }
 
 #[cfg(test)]

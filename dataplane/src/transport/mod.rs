@@ -24,14 +24,18 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower_service::Service as _;
 
-use crate::state::Hub;
+use crate::engine::Engine;
 
 /// The response type shared with warp.
 pub type Response = warp::reply::Response;
 
-/// Serve clients on `listener` until the hub shuts down. `other` answers every request that
+/// Serve clients on `listener` until the engine shuts down. `other` answers every request that
 /// is not for the Socket.IO path.
-pub async fn serve(hub: Arc<Hub>, listener: TcpListener, other: warp::filters::BoxedFilter<(Response,)>) {
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    other: warp::filters::BoxedFilter<(Response,)>,
+) {
     let other = warp::service(other);
     loop {
         let (stream, remote) = tokio::select! {
@@ -40,23 +44,23 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, other: warp::filters::B
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
-                    hub.metrics.accept_errors.inc();
+                    engine.metrics.accept_errors.inc();
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
-            _ = hub.shutdown.cancelled() => return,
+            _ = engine.shutdown.cancelled() => return,
         };
         let _ = stream.set_nodelay(true);
-        let hub = hub.clone();
+        let engine = engine.clone();
         let other = other.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: http::Request<Incoming>| {
-                let hub = hub.clone();
+                let engine = engine.clone();
                 let mut other = other.clone();
                 async move {
-                    let resp = if engine_http::is_engine_path(&hub, req.uri().path()) {
-                        engine_http::handle(hub, req, remote).await
+                    let resp = if engine_http::is_engine_path(&engine, req.uri().path()) {
+                        engine_http::handle(engine, req, remote).await
                     } else {
                         match other.call(req).await {
                             Ok(r) => r,

@@ -27,9 +27,9 @@ use tokio::net::TcpStream;
 
 use super::engine_http::EngineHttpError;
 use super::Response;
+use crate::engine::Engine;
+use crate::engine::{CloseReason, Conn, Drained};
 use crate::frame::Frame;
-use crate::session::{CloseReason, Conn, Drained};
-use crate::state::Hub;
 
 /// How the WebSocket relates to its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,7 @@ thread_local! {
 
 /// Answer the upgrade request and start the connection task once hyper hands the stream over.
 pub(super) fn accept(
-    hub: &Arc<Hub>,
+    engine: &Arc<Engine>,
     req: &mut Request<Incoming>,
     conn: Arc<Conn>,
     mode: Mode,
@@ -60,27 +60,27 @@ pub(super) fn accept(
     }
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(req);
-    let hub = hub.clone();
+    let engine = engine.clone();
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
                 tracing::debug!(error = %e, "websocket upgrade failed");
                 if mode == Mode::Fresh {
-                    hub.close_conn(&conn, CloseReason::TransportError);
+                    engine.close(&conn, CloseReason::TransportError);
                 }
                 return;
             }
         };
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
-                let ws = WsConn::new(hub, conn, parts.io.into_inner(), mode);
+                let ws = WsConn::new(engine, conn, parts.io.into_inner(), mode);
                 ws.run(parts.read_buf).await;
             }
             Err(_) => {
-                // Only plain TCP connections reach here (TLS terminates in front of the hub).
+                // Only plain TCP connections reach here (TLS terminates in front of the engine).
                 tracing::error!("upgraded connection is not a TcpStream");
-                hub.close_conn(&conn, CloseReason::TransportError);
+                engine.close(&conn, CloseReason::TransportError);
             }
         }
     });
@@ -105,7 +105,7 @@ enum Stop {
 }
 
 struct WsConn {
-    hub: Arc<Hub>,
+    engine: Arc<Engine>,
     conn: Arc<Conn>,
     stream: TcpStream,
     /// Bytes of an incomplete frame (empty, and unallocated, almost always).
@@ -121,10 +121,10 @@ struct WsConn {
 }
 
 impl WsConn {
-    fn new(hub: Arc<Hub>, conn: Arc<Conn>, stream: TcpStream, mode: Mode) -> Self {
+    fn new(engine: Arc<Engine>, conn: Arc<Conn>, stream: TcpStream, mode: Mode) -> Self {
         let _ = stream.set_nodelay(true);
         WsConn {
-            hub,
+            engine,
             conn,
             stream,
             pending_in: Vec::new(),
@@ -141,8 +141,8 @@ impl WsConn {
             let mut data = leftover.to_vec();
             self.ingest(&mut data);
         }
-        let upgrade_deadline =
-            tokio::time::Instant::now() + Duration::from_millis(self.hub.config.engine.upgrade_timeout_ms);
+        let upgrade_deadline = tokio::time::Instant::now()
+            + Duration::from_millis(self.engine.settings.engine.upgrade_timeout_ms);
         loop {
             if let Err(e) = self.flush() {
                 tracing::debug!(error = %e, "websocket write failed");
@@ -202,7 +202,7 @@ impl WsConn {
             }
             Stop::Transport(reason) => {
                 if self.active {
-                    self.hub.close_conn(&self.conn, reason);
+                    self.engine.close(&self.conn, reason);
                 } else {
                     self.conn.abort_upgrade();
                 }
@@ -264,13 +264,13 @@ impl WsConn {
 
     fn fail(&mut self, reason: CloseReason, what: &str) {
         tracing::debug!(sid = %self.conn.sid, what, "websocket protocol error");
-        self.hub.metrics.bad_input.with_label_values(&["websocket"]).inc();
+        self.engine.metrics.bad_input.with_label_values(&["websocket"]).inc();
         self.stop.get_or_insert(Stop::Transport(reason));
     }
 
     /// Parse and handle every complete frame in `buf`; returns the bytes consumed.
     fn parse_frames(&mut self, buf: &mut [u8]) -> usize {
-        let max = self.hub.config.engine.max_payload as u64;
+        let max = self.engine.settings.engine.max_payload as u64;
         let mut pos = 0;
         while self.stop.is_none() {
             let rest = &buf[pos..];
@@ -298,7 +298,7 @@ impl WsConn {
                 break;
             }
             if len > max {
-                self.hub.metrics.bad_input.with_label_values(&["payload_too_large"]).inc();
+                self.engine.metrics.bad_input.with_label_values(&["payload_too_large"]).inc();
                 self.fail(CloseReason::ParseError, "frame larger than maxPayload");
                 break;
             }
@@ -336,7 +336,7 @@ impl WsConn {
                     return self.fail(CloseReason::TransportError, "continuation without a message");
                 };
                 if data.len() as u64 + payload.len() as u64 > max {
-                    self.hub.metrics.bad_input.with_label_values(&["payload_too_large"]).inc();
+                    self.engine.metrics.bad_input.with_label_values(&["payload_too_large"]).inc();
                     return self.fail(CloseReason::ParseError, "message larger than maxPayload");
                 }
                 data.extend_from_slice(payload);
@@ -361,7 +361,7 @@ impl WsConn {
     fn on_message(&mut self, opcode: u8, payload: &[u8]) {
         if opcode == 0x2 {
             if self.active {
-                self.hub.on_engine_packet(&self.conn, engine::Packet::Binary(payload.into()));
+                self.engine.on_packet(&self.conn, engine::Packet::Binary(payload.into()));
             }
             return;
         }
@@ -373,7 +373,7 @@ impl WsConn {
             Err(_) => return self.fail(CloseReason::ParseError, "invalid Engine.IO packet"),
         };
         if self.active {
-            return self.hub.on_engine_packet(&self.conn, packet);
+            return self.engine.on_packet(&self.conn, packet);
         }
         match packet {
             engine::Packet::Ping("probe") => {
@@ -385,7 +385,7 @@ impl WsConn {
             }
             engine::Packet::Upgrade if self.conn.is_upgrading() => {
                 self.conn.finish_upgrade();
-                self.hub.count_upgrade();
+                self.engine.count_upgrade();
                 self.active = true;
             }
             _ => self.fail(CloseReason::ParseError, "unexpected packet during upgrade"),
@@ -404,7 +404,7 @@ impl WsConn {
             match self.stream.try_write_vectored(&slices[..n]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(mut written) => {
-                    self.hub.metrics.bytes_out.inc_by(written as u64);
+                    self.engine.metrics.bytes_out.inc_by(written as u64);
                     while written > 0 {
                         let front_left = self.out[0].len() - self.written_of_front;
                         if written >= front_left {

@@ -20,8 +20,8 @@ use serde_json::{Map, Value};
 pub use none::NoUpstream;
 pub use webhook::Webhook;
 
+use crate::engine::ConnHandshake;
 use crate::ids::{Room, SocketId};
-use crate::session::ConnHandshake;
 use crate::state::{Args, Socket};
 
 /// A boxed, sendable future.

@@ -1,0 +1,216 @@
+//! Engine.IO v4 on its own: sessions, heartbeats, and the bounded outbound queue, with the
+//! layer above plugged in through `EngineHandler`.
+//!
+//! The Socket.IO hub (`state::Hub`) is one handler; `examples/engine_echo.rs` is another,
+//! which is how the engine is tested without Socket.IO.
+//!
+//! Invariants: a session is closed exactly once, and `EngineHandler::on_close` runs exactly
+//! once per session after it left the session table; the engine calls the handler
+//! synchronously and never while holding a session lock.
+
+pub mod echo;
+pub(crate) mod heartbeat;
+mod session;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use socketio_hub_config::{CorsConfig, EngineConfig, HubConfig};
+use socketio_hub_protocol::engine::Packet;
+use tokio_util::sync::CancellationToken;
+
+pub use heartbeat::spawn_sweeper;
+pub use session::{CloseReason, Conn, ConnHandshake, Delivery, Drained, QueueLimits, TransportKind};
+
+use crate::ids::{NodeTag, Sid};
+use crate::metrics::Metrics;
+
+/// The layer above the engine: what to do with messages and closes.
+pub trait EngineHandler: Send + Sync + 'static {
+    /// A session opened (its OPEN packet is about to be sent).
+    fn on_open(&self, conn: &Arc<Conn>) {
+        let _ = conn;
+    }
+    /// A text message (the data of a `4` packet).
+    fn on_message(&self, conn: &Arc<Conn>, text: &str);
+    /// A binary message.
+    fn on_binary(&self, conn: &Arc<Conn>, data: Bytes);
+    /// The session closed (once per session).
+    fn on_close(&self, conn: &Arc<Conn>, reason: CloseReason);
+}
+
+/// What the engine needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// HTTP path (`/socket.io/`, `/engine.io/`).
+    pub path: String,
+    /// Engine.IO settings.
+    pub engine: EngineConfig,
+    /// CORS.
+    pub cors: CorsConfig,
+    /// Close sessions the layer above has not marked `attached` within this time.
+    pub attach_timeout_ms: Option<u64>,
+}
+
+impl EngineSettings {
+    /// The settings of a Socket.IO hub.
+    pub fn for_hub(c: &HubConfig) -> Self {
+        EngineSettings {
+            path: c.path.clone(),
+            engine: c.engine.clone(),
+            cors: c.cors.clone(),
+            attach_timeout_ms: Some(c.socketio.connect_timeout_ms),
+        }
+    }
+}
+
+/// Why a new session was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// `engine.max_sessions` reached.
+    #[error("this node is at its session limit")]
+    Full,
+    /// The node is draining.
+    #[error("this node is shutting down")]
+    ShuttingDown,
+}
+
+/// The Engine.IO server of one node.
+pub struct Engine {
+    /// Settings.
+    pub settings: EngineSettings,
+    /// Live sessions.
+    pub sessions: DashMap<Sid, Arc<Conn>>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the node starts shutting down.
+    pub shutdown: CancellationToken,
+    /// This node's tag (in every session id).
+    pub tag: NodeTag,
+    handler: OnceLock<Arc<dyn EngineHandler>>,
+    epoch: tokio::time::Instant,
+}
+
+impl Engine {
+    /// A new engine; call `set_handler` before serving.
+    pub fn new(settings: EngineSettings, tag: NodeTag, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Engine {
+            settings,
+            sessions: DashMap::new(),
+            metrics,
+            shutdown: CancellationToken::new(),
+            tag,
+            handler: OnceLock::new(),
+            epoch: tokio::time::Instant::now(),
+        })
+    }
+
+    /// Plug in the layer above (once).
+    pub fn set_handler(&self, handler: Arc<dyn EngineHandler>) {
+        if self.handler.set(handler).is_err() {
+            tracing::error!("engine handler set twice; keeping the first");
+        }
+    }
+
+    fn handler(&self) -> &Arc<dyn EngineHandler> {
+        // `start` sets the handler before the listener is served; nothing calls in earlier.
+        self.handler.get().expect("engine handler set before serving")
+    }
+
+    /// Milliseconds since the engine started (tokio clock, so tests can pause time).
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Open a new session.
+    pub fn open_session(
+        &self,
+        transport: TransportKind,
+        handshake: ConnHandshake,
+    ) -> Result<Arc<Conn>, Refusal> {
+        if self.shutdown.is_cancelled() {
+            return Err(Refusal::ShuttingDown);
+        }
+        let e = &self.settings.engine;
+        if self.sessions.len() >= e.max_sessions {
+            return Err(Refusal::Full);
+        }
+        let limits = QueueLimits { max_frames: e.max_queued_frames, max_bytes: e.max_queued_bytes };
+        let conn = Arc::new(Conn::new(
+            Sid::new(self.tag),
+            Arc::new(handshake),
+            transport,
+            limits,
+            self.now_ms(),
+            e.ping_interval_ms,
+        ));
+        self.sessions.insert(conn.sid.clone(), conn.clone());
+        self.metrics.sessions_opened.with_label_values(&[transport.as_str()]).inc();
+        self.metrics.connections.with_label_values(&[transport.as_str()]).inc();
+        self.handler().on_open(&conn);
+        Ok(conn)
+    }
+
+    /// Close a session; the first caller runs the cleanup, later calls do nothing.
+    pub fn close(&self, conn: &Arc<Conn>, reason: CloseReason) {
+        if !conn.mark_closed(reason) {
+            return;
+        }
+        self.sessions.remove(&conn.sid);
+        self.metrics.connections.with_label_values(&[conn.transport().as_str()]).dec();
+        self.metrics.sessions_closed.with_label_values(&[reason.label()]).inc();
+        tracing::debug!(sid = %conn.sid, reason = reason.label(), "session closed");
+        self.handler().on_close(conn, reason);
+    }
+
+    /// Handle one Engine.IO packet from a client (probe and upgrade packets are the
+    /// transport's business and never reach here).
+    pub fn on_packet(&self, conn: &Arc<Conn>, packet: Packet<'_>) {
+        self.metrics.packets_in.inc();
+        match packet {
+            Packet::Pong(_) => conn.on_pong(self.now_ms(), self.settings.engine.ping_interval_ms),
+            Packet::Close => self.close(conn, CloseReason::TransportClose),
+            Packet::Message(text) => {
+                self.metrics.bytes_in.inc_by(text.len() as u64);
+                self.handler().on_message(conn, text)
+            }
+            Packet::Binary(data) => {
+                self.metrics.bytes_in.inc_by(data.len() as u64);
+                self.handler().on_binary(conn, Bytes::from(data.into_owned()))
+            }
+            // A v4 client never pings outside an upgrade probe; tolerate it like the reference server.
+            Packet::Ping(_) | Packet::Noop | Packet::Upgrade => {}
+            Packet::Open(_) => {
+                self.metrics.bad_input.with_label_values(&["engine"]).inc();
+                self.close(conn, CloseReason::ParseError)
+            }
+        }
+    }
+
+    /// Move a session from the polling gauge to the WebSocket one.
+    pub fn count_upgrade(&self) {
+        self.metrics.connections.with_label_values(&["polling"]).dec();
+        self.metrics.connections.with_label_values(&["websocket"]).inc();
+        self.metrics.upgrades.inc();
+    }
+
+    /// Stop accepting sessions.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Close every session.
+    pub fn close_all(&self, reason: CloseReason) {
+        let conns: Vec<_> = self.sessions.iter().map(|e| e.value().clone()).collect();
+        for conn in conns {
+            self.close(&conn, reason);
+        }
+    }
+
+    /// Mark a session as attached (it did what the connect timeout asks).
+    pub fn attach(&self, conn: &Conn) {
+        conn.attached.store(true, Ordering::Relaxed);
+    }
+}
