@@ -11,6 +11,7 @@
 mod cors;
 mod engine_http;
 mod websocket;
+pub mod ws_frame;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

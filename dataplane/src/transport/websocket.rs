@@ -26,6 +26,7 @@ use socketio_hub_protocol::engine;
 use tokio::net::TcpStream;
 
 use super::engine_http::EngineHttpError;
+use super::ws_frame::{self, FrameError};
 use super::Response;
 use crate::engine::Engine;
 use crate::engine::{CloseReason, Conn, Drained};
@@ -273,48 +274,28 @@ impl WsConn {
         let max = self.engine.settings.engine.max_payload as u64;
         let mut pos = 0;
         while self.stop.is_none() {
-            let rest = &buf[pos..];
-            if rest.len() < 2 {
-                break;
-            }
-            let (b0, b1) = (rest[0], rest[1]);
-            let (fin, opcode) = (b0 & 0x80 != 0, b0 & 0x0f);
-            if b0 & 0x70 != 0 {
-                self.fail(CloseReason::TransportError, "reserved bits set");
-                break;
-            }
-            if b1 & 0x80 == 0 {
-                self.fail(CloseReason::TransportError, "unmasked client frame");
-                break;
-            }
-            let (len, ext) = match b1 & 0x7f {
-                126 if rest.len() >= 4 => (u16::from_be_bytes([rest[2], rest[3]]) as u64, 2),
-                127 if rest.len() >= 10 => (u64::from_be_bytes(rest[2..10].try_into().expect("8 bytes")), 8),
-                126 | 127 => break,
-                n => (n as u64, 0),
+            let head = match ws_frame::parse(&buf[pos..], max) {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(e) => {
+                    let reason = if e == FrameError::TooLarge {
+                        self.engine.metrics.bad_input.with_label_values(&["payload_too_large"]).inc();
+                        CloseReason::ParseError
+                    } else {
+                        CloseReason::TransportError
+                    };
+                    self.fail(reason, &e.to_string());
+                    break;
+                }
             };
-            if opcode >= 0x8 && (len > 125 || !fin) {
-                self.fail(CloseReason::TransportError, "bad control frame");
+            let end = pos + head.header_len + head.payload_len;
+            if buf.len() < end {
                 break;
             }
-            if len > max {
-                self.engine.metrics.bad_input.with_label_values(&["payload_too_large"]).inc();
-                self.fail(CloseReason::ParseError, "frame larger than maxPayload");
-                break;
-            }
-            let header = 2 + ext + 4;
-            let total = header + len as usize;
-            if rest.len() < total {
-                break;
-            }
-            let mask: [u8; 4] = buf[pos + header - 4..pos + header].try_into().expect("4 bytes");
-            let payload = &mut buf[pos + header..pos + total];
-            for (i, b) in payload.iter_mut().enumerate() {
-                *b ^= mask[i & 3];
-            }
-            pos += total;
-            let payload = &buf[pos - len as usize..pos];
-            self.on_frame(fin, opcode, payload, max);
+            let payload = &mut buf[pos + head.header_len..end];
+            ws_frame::unmask(payload, head.mask);
+            self.on_frame(head.fin, head.opcode, payload, max);
+            pos = end;
         }
         pos
     }
