@@ -113,8 +113,9 @@ pub fn decode_text(text: &str) -> Result<Packet<'_>, EngineError> {
 
 /// Iterate over the packets of a polling payload (POST body).
 ///
-/// `max_payload` bounds the decoded size of one binary item; it is checked before the base64
-/// is decoded, so an oversized item never allocates.
+/// `max_payload` bounds the decoded size of one binary item exactly (an item of `max_payload`
+/// bytes passes, one byte more is refused); it is checked before the base64 is decoded, so an
+/// oversized item never allocates. The whole body's size is the caller's to bound.
 pub fn decode_payload(
     body: &str,
     max_payload: usize,
@@ -125,8 +126,8 @@ pub fn decode_payload(
 fn decode_payload_item(item: &str, max_payload: usize) -> Result<Packet<'_>, EngineError> {
     match item.strip_prefix('b') {
         Some(b64) => {
-            let size = b64.len() / 4 * 3;
-            if size > max_payload + 3 {
+            let size = decoded_len(b64);
+            if size > max_payload {
                 return Err(EngineError::TooLarge { size, max: max_payload });
             }
             base64::engine::general_purpose::STANDARD
@@ -136,6 +137,14 @@ fn decode_payload_item(item: &str, max_payload: usize) -> Result<Packet<'_>, Eng
         }
         None => decode_text(item),
     }
+}
+
+/// The number of bytes `b64` decodes to when it is valid base64 (an upper bound otherwise),
+/// computed without decoding and without overflow: every 4 characters are 3 bytes, a trailing
+/// group of 2 or 3 characters is 1 or 2 bytes, and `=` padding carries none.
+fn decoded_len(b64: &str) -> usize {
+    let chars = b64.trim_end_matches('=').len();
+    chars / 4 * 3 + (chars % 4 * 3) / 4
 }
 
 /// Append one packet to a polling payload being built in `out`, adding the separator first

@@ -209,8 +209,18 @@ impl<'a> Packet<'a> {
     }
 }
 
+/// Whether `nsp` can be written in a packet: it starts with `/` and holds no `,` (the comma ends
+/// a namespace on the wire). Every namespace [`decode`] returns is valid; the encoders trust
+/// their caller, so an edge that takes namespaces from outside checks them with this first.
+pub fn is_valid_namespace(nsp: &str) -> bool {
+    nsp.starts_with('/') && !nsp.contains(',')
+}
+
 /// Append an encoded packet to `out` (callers that build Engine.IO messages write the `4`
 /// first, so the result is the frame body without another copy).
+///
+/// `nsp` must be valid ([`is_valid_namespace`]) and `data`, when present, the JSON the type
+/// requires; then [`decode`] gives back exactly these fields.
 pub fn encode_into(
     out: &mut Vec<u8>,
     kind: PacketType,
