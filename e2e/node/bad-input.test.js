@@ -194,14 +194,23 @@ test('a slow client that never reads is disconnected; other clients keep working
 
   const fast = await clients.connect(hub.url, { transports: ['websocket'] });
   assert.deepEqual(await call(fast, 'hub:join', 'flood'), { ok: true });
+  let fastGone = null;
+  fast.on('disconnect', (reason) => { fastGone = reason; });
   const got = collector(fast, 'blob');
   const sender = await clients.connect(hub.url, { transports: ['websocket'] });
   const chunk = 'z'.repeat(MAX_PAYLOAD - 100);
-  // 1500 × ~20 KB ≈ 30 MB: far more than loopback socket buffers plus a 256 KiB queue.
+  // 1500 × ~20 KB ≈ 30 MB: far more than loopback socket buffers plus a 256 KiB queue. The sender
+  // paces itself on the fast client (batches of 5, ~100 KB), so only the slow one falls behind.
   const N = 1500;
-  for (let i = 0; i < N - 1; i += 1) sender.emit('hub:to', 'flood', 'blob', i, chunk);
+  for (let i = 0; i < N - 1; i += 1) {
+    sender.emit('hub:to', 'flood', 'blob', i, chunk);
+    if (i % 5 === 4) {
+      await got.until(i + 1, 30000).catch((e) => { throw new Error(`${e.message}; fast client disconnected: ${fastGone}`); });
+    }
+  }
   assert.deepEqual(await call(sender, 'hub:to', 'flood', 'blob', N - 1, 'last'), { ok: true });
   await got.until(N, 60000);
+  assert.equal(fastGone, null, 'the fast client stays connected');
   assert.deepEqual(got.got.map((a) => a[0]), Array.from({ length: N }, (_, i) => i), 'the fast client got everything in order');
 
   // Now read what the slow client was sent: the hub must have closed it before the last message.
