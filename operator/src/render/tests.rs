@@ -1,0 +1,216 @@
+use super::*;
+use crate::crd::{SocketIOHub, SocketIOHubSpec};
+
+fn hub(spec: serde_json::Value) -> SocketIOHub {
+    let mut h: SocketIOHub = serde_json::from_value(json!({
+        "apiVersion": "socketio.dev/v1alpha1",
+        "kind": "SocketIOHub",
+        "metadata": { "name": "chat", "namespace": "apps", "uid": "0b7c1c5e-0000-4000-8000-000000000001", "generation": 1 },
+        "spec": spec,
+    }))
+    .expect("fixture");
+    h.metadata.generation = Some(1);
+    h
+}
+
+fn ctx() -> RenderContext {
+    RenderContext { default_image: "example/hub:1".into() }
+}
+
+#[test]
+fn empty_spec_renders_a_runnable_hub() {
+    let r = render(&hub(json!({})), &ctx()).unwrap();
+    let toml = &r.config_map.data.as_ref().unwrap()[CONFIG_FILE_NAME];
+    // What the pods read parses and validates exactly as the hub binary will.
+    let parsed = HubConfig::from_toml(toml).unwrap();
+    parsed.validate().unwrap();
+    assert_eq!(parsed, r.config);
+    assert_eq!(parsed.cluster.seeds, vec!["chat-headless.apps.svc:7946".to_string()]);
+    assert_eq!(parsed.auth.access_keys_file.as_deref(), Some("/etc/socketio-hub/secret/accessKeys"));
+    assert_eq!(parsed.listen.port(), 3000);
+    assert_eq!(parsed.admin_listen.port(), 9090);
+    assert_eq!(r.endpoint, "http://chat.apps.svc");
+    assert_eq!(r.secret_name, "chat-access-keys");
+    assert_eq!(r.stateful_set.spec.as_ref().unwrap().replicas, Some(2));
+}
+
+#[test]
+fn every_object_is_owned_by_the_hub() {
+    let r = render(&hub(json!({})), &ctx()).unwrap();
+    let metas = [
+        &r.config_map.metadata,
+        &r.headless_service.metadata,
+        &r.service.metadata,
+        &r.stateful_set.metadata,
+        &r.pdb.as_ref().unwrap().metadata,
+    ];
+    for m in metas {
+        let owners = m.owner_references.as_ref().unwrap();
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].kind, "SocketIOHub");
+        assert_eq!(owners[0].uid, "0b7c1c5e-0000-4000-8000-000000000001");
+        assert_eq!(owners[0].controller, Some(true));
+        assert_eq!(m.namespace.as_deref(), Some("apps"));
+    }
+}
+
+fn hash_of(spec: serde_json::Value) -> String {
+    render(&hub(spec), &ctx()).unwrap().config_hash
+}
+
+fn template_hash(r: &Rendered) -> String {
+    let tpl = r.stateful_set.spec.as_ref().unwrap().template.metadata.as_ref().unwrap();
+    tpl.annotations.as_ref().unwrap()[CONFIG_HASH_ANNOTATION].clone()
+}
+
+#[test]
+fn config_changes_roll_pods_but_scaling_does_not() {
+    let base = hash_of(json!({}));
+    assert_eq!(base, hash_of(json!({ "replicas": 7 })), "scaling must not restart pods");
+    assert_ne!(base, hash_of(json!({ "pingIntervalMs": 30000 })));
+    assert_ne!(base, hash_of(json!({ "accessKeys": { "secretName": "other" } })));
+    let r = render(&hub(json!({ "pingIntervalMs": 30000 })), &ctx()).unwrap();
+    assert_eq!(template_hash(&r), r.config_hash);
+}
+
+#[test]
+fn spec_fields_reach_the_config() {
+    let r = render(
+        &hub(json!({
+            "path": "/rt/",
+            "transports": ["websocket"],
+            "pingIntervalMs": 1000, "pingTimeoutMs": 2000, "maxPayloadBytes": 4096,
+            "cors": { "allowedOrigins": ["https://a.example"], "credentials": true },
+            "connectionStateRecovery": { "enabled": true, "maxDisconnectionMs": 5000 },
+            "upstream": { "mode": "Webhook", "webhookUrl": "https://app.example/hook", "webhookTimeoutMs": 900 },
+            "clientAuth": "Required",
+            "namespaces": ["/chat", "/org-*"],
+            "shutdownGraceSeconds": 30,
+            "log": { "level": "debug", "format": "Text" },
+        })),
+        &ctx(),
+    )
+    .unwrap();
+    let c = &r.config;
+    assert_eq!(c.path, "/rt/");
+    assert_eq!(c.engine.transports, vec![config::Transport::Websocket]);
+    assert_eq!(
+        (c.engine.ping_interval_ms, c.engine.ping_timeout_ms, c.engine.max_payload),
+        (1000, 2000, 4096)
+    );
+    assert_eq!(c.cors.allowed_origins, vec!["https://a.example".to_string()]);
+    assert!(c.cors.credentials);
+    assert!(c.socketio.recovery.enabled);
+    assert_eq!(c.socketio.recovery.max_disconnection_ms, 5000);
+    assert_eq!(c.upstream.mode, config::UpstreamMode::Webhook);
+    assert_eq!(c.upstream.webhook_url.as_deref(), Some("https://app.example/hook"));
+    assert_eq!(c.upstream.webhook_timeout_ms, 900);
+    assert_eq!(c.auth.client_auth, config::ClientAuth::Required);
+    assert_eq!(c.socketio.namespaces, vec!["/chat".to_string(), "/org-*".to_string()]);
+    assert_eq!(c.shutdown_grace_ms, 30_000);
+    assert_eq!(c.log.format, config::LogFormat::Text);
+    // Grace = preStop sleep + drain + margin, so the drain is never cut short.
+    let pod = r.stateful_set.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.termination_grace_period_seconds, Some(PRESTOP_SLEEP_SECONDS + 30 + 5));
+}
+
+#[test]
+fn invalid_specs_are_refused_with_the_field_named() {
+    let err = |spec| match render(&hub(spec), &ctx()) {
+        Err(RenderError::InvalidSpec(p)) => p.join("; "),
+        other => panic!("expected InvalidSpec, got {other:?}"),
+    };
+    assert_eq!(
+        err(json!({ "upstream": { "mode": "Webhook" } })),
+        "spec.upstream.webhookUrl is required when spec.upstream.mode is Webhook"
+    );
+    assert!(err(json!({ "cors": { "allowedOrigins": ["*"], "credentials": true } }))
+        .starts_with("spec.cors.credentials: browsers refuse credentials"));
+    assert!(
+        err(json!({ "namespaces": ["chat"] })).starts_with("spec.namespaces: \"chat\" must start with '/'")
+    );
+    assert!(err(json!({ "service": { "nodePort": 30080 } })).contains("spec.service.nodePort is set"));
+    assert!(err(json!({ "transports": ["polling", "polling"] })).contains("lists Polling twice"));
+    assert!(err(json!({ "podDisruptionBudget": { "minAvailable": 1, "maxUnavailable": 1 } }))
+        .contains("at most one of minAvailable and maxUnavailable"));
+    assert!(err(json!({ "pingIntervalMs": -5 })).contains("spec.pingIntervalMs is -5"));
+}
+
+#[test]
+fn long_names_are_refused_before_the_api_server_does() {
+    let mut h = hub(json!({}));
+    h.metadata.name = Some("a".repeat(MAX_NAME_LEN + 1));
+    match render(&h, &ctx()) {
+        Err(RenderError::InvalidSpec(p)) => assert!(p[0].contains("at most 54"), "{p:?}"),
+        other => panic!("{other:?}"),
+    }
+    h.metadata.name = Some("a".repeat(MAX_NAME_LEN));
+    assert!(render(&h, &ctx()).is_ok());
+}
+
+#[test]
+fn missing_uid_is_an_error_not_an_orphan() {
+    let mut h = hub(json!({}));
+    h.metadata.uid = None;
+    assert_eq!(render(&h, &ctx()).unwrap_err(), RenderError::MissingMetadata("uid"));
+}
+
+#[test]
+fn pdb_follows_the_spec() {
+    let pdb = |spec| render(&hub(spec), &ctx()).unwrap().pdb.map(|p| serde_json::to_value(p.spec).unwrap());
+    assert_eq!(pdb(json!({})).unwrap()["maxUnavailable"], json!(1));
+    assert_eq!(
+        pdb(json!({ "podDisruptionBudget": { "minAvailable": "50%" } })).unwrap()["minAvailable"],
+        json!("50%")
+    );
+    assert!(pdb(json!({ "podDisruptionBudget": { "enabled": false } })).is_none());
+}
+
+#[test]
+fn secret_holds_both_keys_and_the_connection_string() {
+    let keys = AccessKeyPair { primary: "p".repeat(20), secondary: "s".repeat(20) };
+    let s = render_secret(&hub(json!({ "service": { "port": 3000 } })), &keys).unwrap();
+    let d = s.data.as_ref().unwrap();
+    let text = |k: &str| String::from_utf8(d[k].0.clone()).unwrap();
+    assert_eq!(text("accessKeys"), format!("{}\n{}\n", keys.primary, keys.secondary));
+    assert_eq!(text("primaryKey"), keys.primary);
+    assert_eq!(text("secondaryKey"), keys.secondary);
+    assert_eq!(
+        text("connectionString"),
+        format!("Endpoint=http://chat.apps.svc:3000;AccessKey={};", keys.primary)
+    );
+    assert_eq!(s.metadata.labels.as_ref().unwrap()[GENERATED_LABEL], "true");
+    check_secret(&s).unwrap();
+}
+
+#[test]
+fn generated_keys_are_distinct_and_long() {
+    let a = AccessKeyPair::generate();
+    let b = AccessKeyPair::generate();
+    assert_ne!(a.primary, a.secondary);
+    assert_ne!(a.primary, b.primary);
+    assert_eq!(a.primary.len(), 43);
+    assert!(!a.primary.contains(';'));
+    assert_eq!(format!("{a:?}"), "AccessKeyPair(<redacted>)");
+}
+
+#[test]
+fn unusable_secrets_are_explained() {
+    let secret = |data: Option<&str>| Secret {
+        metadata: ObjectMeta { name: Some("keys".into()), ..ObjectMeta::default() },
+        data: data.map(|d| BTreeMap::from([("accessKeys".to_string(), ByteString(d.as_bytes().to_vec()))])),
+        ..Secret::default()
+    };
+    let msg = |d| check_secret(&secret(d)).unwrap_err().to_string();
+    assert!(msg(None).contains("has no \"accessKeys\" key"));
+    assert!(msg(Some("\n\n")).contains("holds 0 keys"));
+    assert!(msg(Some("short\n")).contains("at least 16 characters"));
+    assert!(msg(Some("aaaaaaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbbbbbbbb\ncccccccccccccccccccc\n"))
+        .contains("holds 3 keys"));
+    check_secret(&secret(Some("aaaaaaaaaaaaaaaaaaaa\n"))).unwrap();
+}
+
+#[test]
+fn defaulted_spec_matches_the_empty_spec() {
+    assert_eq!(SocketIOHubSpec::defaulted(), hub(json!({})).spec);
+}
