@@ -33,7 +33,9 @@ def cell(r, fmt):
 
 def lat(r):
     l = r["latency"]
-    return f"{ms(l.get('p50_us'))} / {ms(l.get('p99_us'))} / {ms(l.get('p999_us'))} / {ms(l.get('max_us'))}"
+    text = f"{ms(l.get('p50_us'))} / {ms(l.get('p99_us'))} / {ms(l.get('p999_us'))} / {ms(l.get('max_us'))}"
+    problems = [f"{r[k]} {k.replace('_', ' ')}" for k in ("unacked", "bad_acks", "connection_errors") if r.get(k)]
+    return text + (f" ({', '.join(problems)})" if problems else "")
 
 
 def main():
@@ -47,9 +49,11 @@ def main():
         (f"fan-out deliveries/s (room of {s['fanout_receivers']}, {s['fanout_broadcasts']} broadcasts)", "fanout", None,
          lambda r: f"{r['deliveries_per_sec']:,.0f}" + ("" if r["delivered"] == r["expected"] else f" ({r['delivered']}/{r['expected']} delivered)")),
         ("fan-out delivery latency p50 / p99 / p99.9 / max, ms", "fanout", None, lat),
+        ("fan-out: generator CPU, % of its core", "fanout", None, lambda r: f"{r['generator_cpu_pct']:.0f}"),
         (f"handshakes/s (open + namespace connect, {s['handshake_concurrency']} in flight)", "handshake", None,
          lambda r: f"{r['handshakes_per_sec']:,.0f}" + (f" ({r['failed']} failed)" if r["failed"] else "")),
         ("server CPU per handshake, µs", "handshake", None, lambda r: f"{r['server_cpu_us_per_handshake']:.0f}"),
+        ("handshakes: generator CPU, % of its core", "handshake", None, lambda r: f"{r['generator_cpu_pct']:.0f}"),
         (f"echo with ack (app code), {s['echo_rate']:.0f}/s from {s['echo_clients']} clients: p50 / p99 / p99.9 / max, ms", "echo", "echo", lat),
         ("echo with ack (app code): server CPU per echo, µs", "echo", "echo", lambda r: f"{r['server_cpu_us_per_echo']:.1f}" + (f" (+ app {r['app_cpu_us_per_echo']:.1f})" if r.get("app_cpu_us_per_echo") is not None else "")),
         (f"hub:to ack round trip (no app code), {s['echo_rate']:.0f}/s: p50 / p99 / p99.9 / max, ms", "echo", "hub-to", lat),

@@ -5,7 +5,7 @@
 //! `{"type":"event","namespace":"/","sid":"…","event":"echo","args":[…],"ack":true}`, with
 //! headers `ce-type: socketio.event` and `ce-signature: sha256=<hex HMAC-SHA256 of the body>`.
 //! The app answers 200 with a JSON array, which becomes the ack's arguments: for `event` it is
-//! the same `args`; every other type (connect, connected, disconnected) gets `200 []`, i.e.
+//! the same `args`; every other type (connect, connected, disconnected) gets `200 {}`, i.e.
 //! accepted. With `--access-key` each signature is checked and a bad one answered 401, as a
 //! real application would.
 
@@ -45,14 +45,18 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
+/// Whether any of the comma-separated `sha256=<hex>` signatures (one per hub access key) is the
+/// HMAC-SHA256 of `body` under `key`.
 fn signature_ok(key: &str, header: Option<&str>, body: &[u8]) -> bool {
-    let Some(hex) = header.and_then(|h| h.strip_prefix("sha256=")) else { return false };
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key.as_bytes()) else { return false };
     mac.update(body);
     let want = mac.finalize().into_bytes();
-    let got: Vec<u8> =
-        (0..hex.len() / 2).filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()).collect();
-    got.len() == want.len() && got.iter().zip(want.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    header.unwrap_or("").split(',').filter_map(|s| s.trim().strip_prefix("sha256=")).any(|hex| {
+        let got: Vec<u8> = (0..hex.len() / 2)
+            .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect();
+        got.len() == want.len() && got.iter().zip(want.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    })
 }
 
 async fn handle(
@@ -76,7 +80,7 @@ async fn handle(
         let args = doc.get("args").cloned().unwrap_or(Value::Array(Vec::new()));
         return Ok(reply(StatusCode::OK, serde_json::to_vec(&args).unwrap_or_default()));
     }
-    Ok(reply(StatusCode::OK, "[]"))
+    Ok(reply(StatusCode::OK, "{}"))
 }
 
 /// Serve until killed.
@@ -107,5 +111,6 @@ mod tests {
         assert!(signature_ok("k", Some(&format!("sha256={hex}")), b"body"));
         assert!(!signature_ok("k", Some(&format!("sha256={hex}")), b"other"));
         assert!(!signature_ok("k", None, b"body"));
+        assert!(signature_ok("k", Some(&format!("sha256=00, sha256={hex}")), b"body"));
     }
 }

@@ -64,6 +64,7 @@ struct Counts {
     sent: Cell<u64>,
     measured_sent: Cell<u64>,
     acked: Cell<u64>,
+    bad_acks: Cell<u64>,
     errors: Cell<u64>,
     latency: RefCell<Latency>,
 }
@@ -122,7 +123,16 @@ async fn client(i: usize, clients: usize, mut conn: Conn, plan: Rc<Plan>, counts
                             return;
                         }
                     };
-                    let Some((id, _)) = ack_id(conn.text(&frame)) else { continue };
+                    let Some((id, args)) = ack_id(conn.text(&frame)) else { continue };
+                    // Ack ids start at 1 and follow the sequence numbers, so `echo` must
+                    // return `[id - 1]`; `hub:to` must return `[{"ok":true}]`.
+                    let good = match plan.mode {
+                        Mode::Echo => args == format!("[{}]", id.wrapping_sub(1)).as_bytes(),
+                        Mode::HubTo => args.windows(9).any(|w| w == b"\"ok\":true"),
+                    };
+                    if !good {
+                        counts.bad_acks.set(counts.bad_acks.get() + 1);
+                    }
                     let now = Instant::now();
                     let Some(slot) = id.checked_sub(base).and_then(|k| pending.get_mut(k as usize))
                     else {
@@ -214,6 +224,7 @@ pub async fn run(common: Common, args: EchoArgs) -> Result<()> {
             "sent": counts.sent.get(),
             "acked": counts.acked.get(),
             "unacked": lost,
+            "bad_acks": counts.bad_acks.get(),
             "connection_errors": counts.errors.get(),
             "measured_rate": (measured as f64 / secs).round(),
             "latency": latency.summary(),

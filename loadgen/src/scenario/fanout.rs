@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use super::{merge, Common};
+use crate::procstat::{cpu_micros, own_pid};
 use crate::report::{emit, Latency};
 use crate::sio::open_many;
 use crate::ws::{parse_u64, Conn};
@@ -122,6 +123,7 @@ pub async fn run(common: Common, args: FanoutArgs) -> Result<()> {
     // Let the receiver tasks reach their first read before timing starts.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
+    let own_cpu0 = cpu_micros(own_pid())?;
     let first_send = Instant::now();
     let deadline = first_send + Duration::from_secs(args.timeout_secs);
     let mut sent = 0usize;
@@ -143,6 +145,8 @@ pub async fn run(common: Common, args: FanoutArgs) -> Result<()> {
             _ = tokio::time::sleep_until(deadline.into()) => { timed_out = true; break; }
         }
     }
+    let own_cpu = cpu_micros(own_pid())? - own_cpu0;
+    let wall = first_send.elapsed().as_secs_f64();
     let last = tally.last_delivery.get().unwrap_or(first_send);
     let secs = last.duration_since(first_send).as_secs_f64().max(1e-9);
     let delivered = tally.delivered.get();
@@ -162,6 +166,8 @@ pub async fn run(common: Common, args: FanoutArgs) -> Result<()> {
             "seconds": (secs * 1000.0).round() / 1000.0,
             "deliveries_per_sec": rate.round(),
             "latency": latency.summary(),
+            // Near 100 means the generator, not the server, set the pace.
+            "generator_cpu_pct": (own_cpu as f64 / wall / 1e4).round(),
         }),
     );
     let human = format!(

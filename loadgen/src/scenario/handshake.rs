@@ -11,7 +11,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{merge, Common};
-use crate::procstat::cpu_micros;
+use crate::procstat::{cpu_micros, own_pid};
 use crate::report::{emit, Latency};
 use crate::ws::Conn;
 
@@ -39,6 +39,7 @@ pub async fn run(common: Common, args: HandshakeArgs) -> Result<()> {
     let target = Rc::new(common.target());
     let counts = Rc::new(Counts::default());
     let cpu_before = common.server_pid.map(cpu_micros).transpose()?;
+    let own_cpu0 = cpu_micros(own_pid())?;
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration_secs);
     let workers: Vec<_> = (0..args.concurrency)
@@ -70,6 +71,8 @@ pub async fn run(common: Common, args: HandshakeArgs) -> Result<()> {
         let _ = w.await;
     }
     let cpu_after = common.server_pid.map(cpu_micros).transpose()?;
+    let own_cpu = cpu_micros(own_pid())? - own_cpu0;
+    let wall = start.elapsed().as_secs_f64();
     let secs = args.duration_secs as f64;
     let done = counts.done.get();
     let rate = done as f64 / secs;
@@ -89,6 +92,8 @@ pub async fn run(common: Common, args: HandshakeArgs) -> Result<()> {
             "handshakes_per_sec": rate.round(),
             "server_cpu_us_per_handshake": cpu_per,
             "latency": latency.summary(),
+            // Near 100 means the generator, not the server, set the pace.
+            "generator_cpu_pct": (own_cpu as f64 / wall / 1e4).round(),
         }),
     );
     let human = format!(
