@@ -4,7 +4,9 @@
 const { test, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const { startHub } = require('../harness/hub');
-const { Clients, call, collector, once } = require('../harness/client');
+const WebSocket = require('ws');
+const { Clients, call, collector, once, withTimeout } = require('../harness/client');
+const { open, poll } = require('../harness/raw');
 
 const config = { permissions: [{ namespace: '/', join: ['*'], emit: ['*'] }] };
 let hub;
@@ -66,4 +68,64 @@ test('upgrade from polling to websocket with emits in flight loses nothing and k
   assert.deepEqual(await call(sender, 'hub:to', 'upgrade-seq', 'n', 'end'), { ok: true });
   const got = await seq.until(total + 1);
   assert.deepEqual(got.map((a) => a[0]), [...Array.from({ length: total }, (_, k) => k), 'end']);
+});
+
+test('a raw client upgrading mid-stream receives every broadcast once, in order (polling, probe, then websocket)', async () => {
+  // Raw Engine.IO so that the upgrade happens exactly while packets are flowing: the session is
+  // in the room and receiving over polling before the probe, during it, and after "5".
+  const { sid } = await open(hub.url);
+  const post = (body) => poll(hub.url, { method: 'POST', sid, body });
+  const numbers = [];
+  const take = (packet) => {
+    const m = /^42\["n",(\d+)\]$/.exec(packet);
+    if (m) numbers.push(Number(m[1]));
+  };
+  const drain = async () => {
+    const r = await poll(hub.url, { sid });
+    assert.equal(r.status, 200, r.text);
+    r.text.split('\x1e').forEach(take);
+    return r.text;
+  };
+  await post('40');
+  await drain(); // the CONNECT reply
+  await post('420["hub:join","raw-upgrade"]');
+  const sender = await clients.connect(hub.url, { transports: ['websocket'] });
+  let stop = false;
+  const pump = (async () => {
+    let i = 0;
+    while (!stop) {
+      for (let k = 0; k < 10; k += 1) sender.emit('hub:to', 'raw-upgrade', 'n', i++);
+      await call(sender, 'hub:to', 'raw-upgrade', 'n', i++);
+    }
+  })();
+  try {
+    while (numbers.length < 30) await drain();
+    const beforeProbe = numbers.length;
+    const ws = new WebSocket(`${hub.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket&sid=${sid}`);
+    const frames = [];
+    let wake = () => {};
+    ws.on('message', (d) => { frames.push(d.toString()); wake(); });
+    await withTimeout(new Promise((r) => ws.once('open', r)), 'websocket open');
+    ws.send('2probe');
+    await withTimeout(new Promise((r) => { wake = () => frames.includes('3probe') && r(); wake(); }), '3probe');
+    // Packets still go to polling until "5": drain once more (the hub may answer with a noop).
+    await drain();
+    frames.splice(0, frames.indexOf('3probe') + 1);
+    ws.send('5');
+    const target = numbers.length + 100;
+    await withTimeout(new Promise((r) => {
+      wake = () => { while (frames.length) take(frames.shift()); if (numbers.length >= target) r(); };
+      wake();
+    }), `100 packets over the websocket (have ${numbers.length})`);
+    stop = true;
+    await pump;
+    ws.close();
+    assert.ok(beforeProbe >= 30);
+    for (let k = 1; k < numbers.length; k += 1) {
+      assert.equal(numbers[k], numbers[k - 1] + 1, `gap or reorder at ${k} (probe at ${beforeProbe}): ${numbers.slice(Math.max(0, k - 3), k + 3)}`);
+    }
+  } finally {
+    stop = true;
+    await pump;
+  }
 });

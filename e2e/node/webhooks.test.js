@@ -163,3 +163,29 @@ test('webhook answers 500: connect_error', async () => {
   app.handlers.connect = () => ({ status: 500, body: { message: 'boom' } });
   await unavailable(app.url);
 });
+
+test('webhooks name the namespace the client joined', async () => {
+  const s = await clients.connect(`${hub.url}/shop`);
+  const c = await app.waitFor('connect', (b) => b.sid === s.id);
+  assert.equal(c.body.namespace, '/shop');
+  s.emit('buy', 1);
+  const e = await app.waitFor('event', (b) => b.sid === s.id);
+  assert.equal(e.body.namespace, '/shop');
+  assert.equal(e.body.event, 'buy');
+});
+
+test('an event whose webhook fails is dropped; the socket keeps working', async () => {
+  app.handlers.event = (b) => (b.event === 'fails' ? { status: 500, body: { message: 'boom' } } : { status: 200, body: ['fine'] });
+  const s = await clients.connect(hub.url);
+  const failed = new Promise((resolve) => {
+    s.timeout(1500).emit('fails', 1, (err) => resolve(err));
+  });
+  await app.waitFor('event', (b) => b.sid === s.id && b.event === 'fails');
+  const err = await failed;
+  assert.ok(err instanceof Error, 'no ack arrives for a failed webhook');
+  const again = await new Promise((resolve, reject) => {
+    s.timeout(10000).emit('works', (e, ...args) => (e ? reject(e) : resolve(args)));
+  });
+  assert.deepEqual(again, ['fine']);
+  assert.ok(s.connected);
+});
