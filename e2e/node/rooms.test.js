@@ -172,3 +172,32 @@ test('without any grant for the namespace, hub:join is refused', async () => {
     await hub2.close();
   }
 });
+
+test('leaving one namespace keeps the connection and the other namespaces', async () => {
+  const m = new Manager(hub.url, { reconnection: false });
+  managers.push(m);
+  const root = m.socket('/');
+  const chat = m.socket('/chat');
+  await Promise.all([connected(root), connected(chat)]);
+  await join(root, 'ns-leave');
+  await join(chat, 'public-ns-leave');
+  const engineId = m.engine.id;
+  const chatGot = collector(chat, 'msg');
+  chat.disconnect(); // a Socket.IO DISCONNECT for "/chat" only
+  const rootGot = once(root, 'msg');
+  const peer = await clients.connect(hub.url);
+  await to(peer, 'ns-leave', 'msg', 'root-still-here');
+  assert.deepEqual(await rootGot, ['root-still-here']);
+  assert.equal(m.engine.id, engineId, 'the same Engine.IO session');
+  const chatPeer = await clients.connect(`${hub.url}/chat`);
+  assert.deepEqual(await call(chatPeer, 'hub:to', 'public-ns-leave', 'msg', 'gone'), { ok: true });
+  // Barrier on the root socket (same connection): anything for "/chat" would have come first.
+  const barrier = once(root, 'msg');
+  await to(peer, 'ns-leave', 'msg', 'barrier');
+  await barrier;
+  assert.deepEqual(chatGot.got, []);
+  // Joining the namespace again on the same connection works.
+  chat.connect();
+  await connected(chat);
+  await join(chat, 'public-again');
+});
