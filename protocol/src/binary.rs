@@ -69,6 +69,7 @@ pub fn extract_binary(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     #[test]
@@ -81,6 +82,58 @@ mod tests {
         assert_eq!(atts, vec![b"AQI=".to_vec(), b"Aw==".to_vec()]);
         fill_placeholders(&mut v, 2, &mut |n| json!({"n": n})).unwrap();
         assert_eq!(v, json!(["ev", {"a": [1, {"n": 0}]}, {"n": 1}]));
+    }
+
+    /// Any JSON without floats, where some leaves are binary stand-ins `{"$b": n}`.
+    fn arb_doc() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-z]{0,6}".prop_map(Value::from),
+            (0u8..=255).prop_map(|n| json!({ "$b": n })),
+        ];
+        leaf.prop_recursive(5, 64, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z$_]{0,4}", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn as_stand_in(v: &Value) -> Option<Vec<u8>> {
+        let obj = v.as_object().filter(|o| o.len() == 1)?;
+        Some(vec![u8::try_from(obj.get("$b")?.as_u64()?).ok()?])
+    }
+
+    proptest! {
+        #[test]
+        fn extract_then_fill_round_trips(doc in arb_doc()) {
+            let mut v = doc.clone();
+            let mut atts = Vec::new();
+            extract_binary(&mut v, &mut as_stand_in, &mut atts);
+            // Placeholders are numbered in document order, one per attachment.
+            let mut nums = Vec::new();
+            fill_placeholders(&mut v.clone(), atts.len(), &mut |n| {
+                nums.push(n);
+                Value::Null
+            })
+            .unwrap();
+            prop_assert_eq!(nums, (0..atts.len()).collect::<Vec<_>>());
+            fill_placeholders(&mut v, atts.len(), &mut |n| json!({ "$b": atts[n][0] })).unwrap();
+            prop_assert_eq!(v, doc);
+        }
+
+        #[test]
+        fn fill_refuses_too_few_attachments(doc in arb_doc()) {
+            let mut v = doc;
+            let mut atts = Vec::new();
+            extract_binary(&mut v, &mut as_stand_in, &mut atts);
+            if let Some(fewer) = atts.len().checked_sub(1) {
+                prop_assert_eq!(fill_placeholders(&mut v, fewer, &mut |_| Value::Null), Err(SocketError::Placeholder));
+            }
+        }
     }
 
     #[test]
