@@ -87,6 +87,10 @@ impl Metrics {
         for c in [READY, PROGRESSING, DEGRADED] {
             hubs.with_label_values(&[c]).set(0);
         }
+        // Export every series from the start, so rates work from the first scrape.
+        for r in [ReconcileResult::Ok, ReconcileResult::Invalid, ReconcileResult::Error] {
+            reconciles.with_label_values(&[r.label()]).reset();
+        }
         Metrics { registry, reconciles, duration, hubs, leader, states: Mutex::new(HashMap::new()) }
     }
 
