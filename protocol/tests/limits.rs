@@ -98,8 +98,8 @@ fn decoding_a_packet_borrows() {
 
 proptest! {
     #[test]
-    fn any_attachment_count_over_the_limit_is_refused_without_allocating(n in 1usize..10_000_000, max in 0usize..1000) {
-        prop_assume!(n > max);
+    fn any_attachment_count_over_the_limit_is_refused_without_allocating(max in 0usize..1000, over in 1usize..10_000_000) {
+        let n = max + over;
         let text = format!("6{n}-/a,3[{{\"_placeholder\":true,\"num\":0}}]");
         let (bytes, got) = allocated(|| decode(&text, max));
         prop_assert_eq!(got, Err(SocketError::Attachments));
@@ -107,8 +107,8 @@ proptest! {
     }
 
     #[test]
-    fn any_oversized_binary_item_is_refused_without_allocating(len in 1usize..20_000, max in 0usize..20_000) {
-        prop_assume!(len > max);
+    fn any_oversized_binary_item_is_refused_without_allocating(max in 0usize..20_000, over in 1usize..2_000) {
+        let len = max + over;
         let mut body = Vec::new();
         engine::append_binary_to_payload(&mut body, &vec![0xa5; len]);
         let body = String::from_utf8(body).unwrap();
