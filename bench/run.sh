@@ -11,6 +11,8 @@
 #   FANOUT_BROADCASTS=100  FANOUT_WINDOW=8  HS_CONCURRENCY=64  HS_SECS=10
 #   ECHO_CLIENTS=1000  ECHO_RATE=10000  ECHO_SECS=20  ECHO_WARMUP=3
 #   CARGO_TARGET_DIR (default <repo>/target)  SKIP_BUILD=1 to reuse built binaries.
+#   NICE=-20 (default when root): scheduling priority of servers and generator, so that other
+#   work on a shared machine (builds) disturbs the figures less.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +22,13 @@ REL=$CARGO_TARGET_DIR/release
 SERVERS=${SERVERS:-"node socketioxide hub"}
 SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
+if [ "$(id -u)" = 0 ]; then NICE=${NICE:--20}; else NICE=${NICE:-0}; fi
+# pin CPU CMD…: run CMD on one core at priority NICE (both exec, so $! is CMD's pid).
+pin() {
+  local cpu=$1
+  shift
+  nice -n "$NICE" taskset -c "$cpu" "$@"
+}
 IDLE_CONNS=${IDLE_CONNS:-19000}
 FANOUT_RECEIVERS=${FANOUT_RECEIVERS:-10000}
 FANOUT_BROADCASTS=${FANOUT_BROADCASTS:-100}
@@ -36,6 +45,7 @@ SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=(idle fanout handshake echo)
 
 STAMP=$(date -u +%Y-%m-%dT%H-%M-%SZ)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 OUT=$BENCH/results/$STAMP.json
 WORK=$BENCH/results/$STAMP.d
 mkdir -p "$WORK"
@@ -88,10 +98,10 @@ start_server() {
   local name=$1 mode=${2:-} logf=$WORK/$1-$RANDOM.log
   case $name in
     node)
-      taskset -c "$SERVER_CPU" node "$BENCH/peers/node/server.js" 127.0.0.1:0 >"$logf" 2>&1 &
+      pin "$SERVER_CPU" node "$BENCH/peers/node/server.js" 127.0.0.1:0 >"$logf" 2>&1 &
       ;;
     socketioxide)
-      taskset -c "$SERVER_CPU" "$REL/bench-peer-socketioxide" 127.0.0.1:0 >"$logf" 2>&1 &
+      pin "$SERVER_CPU" "$REL/bench-peer-socketioxide" 127.0.0.1:0 >"$logf" 2>&1 &
       ;;
     hub)
       local cfg=$BENCH/hub.toml
@@ -107,7 +117,7 @@ webhook_url = "http://$APP_ADDR/hook"
 access_keys = ["$BENCH_KEY"]
 EOF
       fi
-      taskset -c "$SERVER_CPU" "$REL/socketio-hub" --config "$cfg" --listen 127.0.0.1:0 \
+      pin "$SERVER_CPU" "$REL/socketio-hub" --config "$cfg" --listen 127.0.0.1:0 \
         --admin-listen 127.0.0.1:0 >"$logf" 2>&1 &
       ;;
   esac
@@ -126,7 +136,7 @@ stop_server() {
 
 start_app() {
   local logf=$WORK/webhook-echo.log
-  taskset -c "$GEN_CPU" "$LOADGEN" webhook-echo --access-key "$BENCH_KEY" >"$logf" 2>&1 &
+  pin "$GEN_CPU" "$LOADGEN" webhook-echo --access-key "$BENCH_KEY" >"$logf" 2>&1 &
   APP_PID=$!
   APP_ADDR=$(wait_ready "$logf" "$APP_PID" addr)
 }
@@ -152,7 +162,7 @@ run_load() {
   shift 2
   local out=$WORK/$server-$scenario-$RANDOM.out
   log "$scenario on $server: loadgen $scenario $*"
-  if taskset -c "$GEN_CPU" "$LOADGEN" "$scenario" --target "$SERVER_ADDR" --label "$server" \
+  if pin "$GEN_CPU" "$LOADGEN" "$scenario" --target "$SERVER_ADDR" --label "$server" \
     --server-pid "$SERVER_PID" "$@" >"$out" 2>&1 && grep -q '^RESULT ' "$out"; then
     grep '^RESULT ' "$out" | sed 's/^RESULT //' >>"$LINES"
     grep -v '^RESULT ' "$out" | tail -1 >&2
@@ -231,7 +241,8 @@ doc = {
     "machine": {"nproc": int(subprocess.run(["nproc"], capture_output=True, text=True).stdout),
                 "cpu": cpu, "kernel": platform.release(), "node": version(["node", "--version"]),
                 "git": version(["git", "-C", "$ROOT", "rev-parse", "--short", "HEAD"])},
-    "pinning": {"server_cpu": $SERVER_CPU, "generator_cpu": $GEN_CPU},
+    "pinning": {"server_cpu": $SERVER_CPU, "generator_cpu": $GEN_CPU, "nice": $NICE},
+    "loadavg_before": "$LOAD_BEFORE", "loadavg_after": open("/proc/loadavg").read().split()[:3],
     "settings": {"idle_connections": $IDLE_CONNS, "fanout_receivers": $FANOUT_RECEIVERS,
                  "fanout_broadcasts": $FANOUT_BROADCASTS, "fanout_window": $FANOUT_WINDOW,
                  "handshake_concurrency": $HS_CONCURRENCY, "handshake_secs": $HS_SECS,
