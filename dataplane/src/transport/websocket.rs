@@ -75,8 +75,12 @@ pub(super) fn accept(
         };
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
+                // The leftover is a view into hyper's connection buffer (8 KiB): copy the few
+                // bytes it may hold and release the buffer, or every idle socket would keep one.
+                let leftover = parts.read_buf.to_vec();
+                drop(parts.read_buf);
                 let ws = WsConn::new(engine, conn, parts.io.into_inner(), mode);
-                ws.run(parts.read_buf).await;
+                ws.run(leftover).await;
             }
             Err(_) => {
                 // Only plain TCP connections reach here (TLS terminates in front of the engine).
@@ -137,11 +141,11 @@ impl WsConn {
         }
     }
 
-    async fn run(mut self, leftover: Bytes) {
+    async fn run(mut self, mut leftover: Vec<u8>) {
         if !leftover.is_empty() {
-            let mut data = leftover.to_vec();
-            self.ingest(&mut data);
+            self.ingest(&mut leftover);
         }
+        drop(leftover);
         let upgrade_deadline = tokio::time::Instant::now()
             + Duration::from_millis(self.engine.settings.engine.upgrade_timeout_ms);
         loop {
