@@ -28,6 +28,8 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/socketio-hub/socketio-hub:0.1.0";
 
 /// A self-hosted Socket.IO hub: a StatefulSet of `socketio-hub` pods that form one cluster,
 /// exposed by a Service, configured from this spec.
+// kube's derive takes one `printcolumn(...)` per column, which clippy mistakes for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "socketio.dev",

@@ -1,0 +1,189 @@
+//! The contract between the operator and the data plane: the `hub.toml` the operator renders
+//! into its ConfigMap, fed to the real `socketio-hub` binary, yields a hub that a real client
+//! connects to, whose probes answer on the admin port, and that honours the spec's settings.
+//!
+//! Only the listen addresses are overridden (`--listen/--admin-listen 127.0.0.1:0`, so tests
+//! never collide on ports) and the access-key file path (the Secret mount becomes a temp file,
+//! given with `--access-keys-file`). The binary is `target/debug/socketio-hub`
+//! (`SOCKETIO_HUB_BIN` overrides it); with `SIOH_CONTRACT_BUILD=1` the test builds it first.
+//! Without the binary the test prints a SKIP line.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use socketio_hub_config::CONFIG_FILE_NAME;
+use socketio_hub_operator::crd::SocketIOHub;
+use socketio_hub_operator::render::{render, render_secret, AccessKeyPair, RenderContext};
+
+fn hub_binary() -> Option<PathBuf> {
+    if let Ok(bin) = std::env::var("SOCKETIO_HUB_BIN") {
+        return Some(PathBuf::from(bin));
+    }
+    let root = common::repo_root();
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    if std::env::var("SIOH_CONTRACT_BUILD").is_ok_and(|v| v == "1") {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "-p", "socketio-hub", "--bin", "socketio-hub"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo build -p socketio-hub failed");
+    }
+    let bin = target.join("debug/socketio-hub");
+    bin.exists().then_some(bin)
+}
+
+struct Hub {
+    child: Child,
+    clients: String,
+    admin: String,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Render `spec` as the operator would, write the ConfigMap's file and the Secret's key file as
+/// the pod's mounts would, and start the hub on them.
+fn start(bin: &PathBuf, name: &str, spec: serde_json::Value) -> Hub {
+    let hub: SocketIOHub = serde_json::from_value(json!({
+        "apiVersion": "socketio.dev/v1alpha1", "kind": "SocketIOHub",
+        "metadata": { "name": name, "namespace": "apps", "uid": "00000000-0000-4000-8000-00000000c0de" },
+        "spec": spec,
+    }))
+    .unwrap();
+    let rendered = render(&hub, &RenderContext::default()).expect("spec renders");
+    let secret = render_secret(&hub, &AccessKeyPair::generate()).unwrap();
+    let dir = std::env::temp_dir().join(format!("sioh-contract-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join(CONFIG_FILE_NAME);
+    std::fs::write(&config, &rendered.config_map.data.as_ref().unwrap()[CONFIG_FILE_NAME]).unwrap();
+    let keys = dir.join("accessKeys");
+    std::fs::write(&keys, &secret.data.as_ref().unwrap()["accessKeys"].0).unwrap();
+
+    let mut child = Command::new(bin)
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--access-keys-file"])
+        .arg(&keys)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("socketio-hub starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("socketio-hub ready ") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(l) => l,
+        Err(_) => {
+            let status = child.try_wait().ok().flatten();
+            panic!(
+                "{name}: no ready line within 30s (exit status: {status:?}); config:\n{}",
+                std::fs::read_to_string(&config).unwrap()
+            );
+        }
+    };
+    let field = |key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or_else(|| panic!("ready line {line:?} lacks {key}"))
+            .to_string()
+    };
+    Hub { clients: field("clients="), admin: field("admin="), child }
+}
+
+/// Engine.IO open over polling; returns the open packet's JSON.
+async fn engine_open(http: &reqwest::Client, base: &str) -> serde_json::Value {
+    let res = http.get(format!("{base}?EIO=4&transport=polling")).send().await.unwrap();
+    assert_eq!(res.status(), 200, "handshake status");
+    let body = res.text().await.unwrap();
+    let open = body.strip_prefix('0').unwrap_or_else(|| panic!("open packet expected, got {body:?}"));
+    serde_json::from_str(open).unwrap_or_else(|e| panic!("open packet {open:?}: {e}"))
+}
+
+fn skip_or_bin() -> Option<PathBuf> {
+    let bin = hub_binary();
+    if bin.is_none() {
+        eprintln!(
+            "SKIP: target/debug/socketio-hub is not built; run `cargo build -p socketio-hub` or set \
+             SIOH_CONTRACT_BUILD=1 (scripts/operator-test does)"
+        );
+    }
+    bin
+}
+
+#[tokio::test]
+async fn rendered_config_runs_a_hub_a_client_connects_to() {
+    let Some(bin) = skip_or_bin() else { return };
+    let hub = start(
+        &bin,
+        "contract",
+        json!({ "path": "/rt/", "pingIntervalMs": 12345, "upstream": { "mode": "None" } }),
+    );
+    let http = reqwest::Client::new();
+    let base = format!("http://{}/rt/", hub.clients);
+
+    let open = engine_open(&http, &base).await;
+    let sid = open["sid"].as_str().expect("sid in the open packet").to_string();
+    assert_eq!(open["pingInterval"], 12345, "the spec's pingIntervalMs reached the hub");
+    assert_eq!(open["maxPayload"], 1_000_000);
+
+    // Socket.IO CONNECT to "/".
+    let url = format!("{base}?EIO=4&transport=polling&sid={sid}");
+    let res = http.post(&url).body("40").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "ok");
+    let body = http.get(&url).send().await.unwrap().text().await.unwrap();
+    let connect = body.strip_prefix("40").unwrap_or_else(|| panic!("CONNECT reply expected, got {body:?}"));
+    let connect: serde_json::Value = serde_json::from_str(connect).unwrap();
+    assert!(connect["sid"].is_string(), "CONNECT reply {connect}");
+
+    // The default path is not served: the spec's path replaced it.
+    let res =
+        http.get(format!("http://{}/socket.io/?EIO=4&transport=polling", hub.clients)).send().await.unwrap();
+    assert_ne!(res.status(), 200, "the default path still answers although the spec set /rt/");
+
+    // The probes the StatefulSet points at.
+    for path in ["/healthz", "/readyz"] {
+        let res = http.get(format!("http://{}{path}", hub.admin)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+    }
+    let metrics = http.get(format!("http://{}/metrics", hub.admin)).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+}
+
+#[tokio::test]
+async fn every_example_renders_a_config_the_hub_accepts() {
+    let Some(bin) = skip_or_bin() else { return };
+    let http = reqwest::Client::new();
+    for (stem, hub) in common::example_hubs() {
+        let spec = serde_json::to_value(&hub.spec).unwrap();
+        let running = start(&bin, &stem, spec);
+        let base = format!("http://{}{}", running.clients, hub.spec.path);
+        if hub.spec.transports.contains(&socketio_hub_operator::crd::Transport::Polling) {
+            let open = engine_open(&http, &base).await;
+            assert_eq!(open["pingInterval"], hub.spec.ping_interval_ms, "examples/{stem}.yaml");
+        } else {
+            // WebSocket-only: the spec's transports reached the hub, so polling is refused.
+            let res = http.get(format!("{base}?EIO=4&transport=polling")).send().await.unwrap();
+            assert_eq!(res.status(), 400, "examples/{stem}.yaml: polling must be refused");
+        }
+        let res = http.get(format!("http://{}/readyz", running.admin)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "examples/{stem}.yaml: /readyz");
+    }
+}
