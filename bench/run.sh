@@ -23,12 +23,10 @@ SERVERS=${SERVERS:-"node socketioxide hub"}
 SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
 if [ "$(id -u)" = 0 ]; then NICE=${NICE:--20}; else NICE=${NICE:-0}; fi
-# pin CPU CMD…: run CMD on one core at priority NICE (both exec, so $! is CMD's pid).
-pin() {
-  local cpu=$1
-  shift
-  nice -n "$NICE" taskset -c "$cpu" "$@"
-}
+# Prefixes that run a command on one core at priority NICE. nice and taskset both exec, so $!
+# is the command's own pid (a shell function here would put a subshell's pid in $!).
+ON_SERVER_CPU=(nice -n "$NICE" taskset -c "$SERVER_CPU")
+ON_GEN_CPU=(nice -n "$NICE" taskset -c "$GEN_CPU")
 IDLE_CONNS=${IDLE_CONNS:-19000}
 FANOUT_RECEIVERS=${FANOUT_RECEIVERS:-10000}
 FANOUT_BROADCASTS=${FANOUT_BROADCASTS:-100}
@@ -98,10 +96,10 @@ start_server() {
   local name=$1 mode=${2:-} logf=$WORK/$1-$RANDOM.log
   case $name in
     node)
-      pin "$SERVER_CPU" node "$BENCH/peers/node/server.js" 127.0.0.1:0 >"$logf" 2>&1 &
+      "${ON_SERVER_CPU[@]}" node "$BENCH/peers/node/server.js" 127.0.0.1:0 >"$logf" 2>&1 &
       ;;
     socketioxide)
-      pin "$SERVER_CPU" "$REL/bench-peer-socketioxide" 127.0.0.1:0 >"$logf" 2>&1 &
+      "${ON_SERVER_CPU[@]}" "$REL/bench-peer-socketioxide" 127.0.0.1:0 >"$logf" 2>&1 &
       ;;
     hub)
       local cfg=$BENCH/hub.toml
@@ -117,7 +115,7 @@ webhook_url = "http://$APP_ADDR/hook"
 access_keys = ["$BENCH_KEY"]
 EOF
       fi
-      pin "$SERVER_CPU" "$REL/socketio-hub" --config "$cfg" --listen 127.0.0.1:0 \
+      "${ON_SERVER_CPU[@]}" "$REL/socketio-hub" --config "$cfg" --listen 127.0.0.1:0 \
         --admin-listen 127.0.0.1:0 >"$logf" 2>&1 &
       ;;
   esac
@@ -126,26 +124,32 @@ EOF
   sleep 1
 }
 
+# stop PID: SIGTERM, and SIGKILL if it is still there after 3 s (a draining hub waits for its
+# clients, which are gone already).
+stop() {
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 30); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
 stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  [ -n "$SERVER_PID" ] && stop "$SERVER_PID"
   SERVER_PID=
 }
 
 start_app() {
   local logf=$WORK/webhook-echo.log
-  pin "$GEN_CPU" "$LOADGEN" webhook-echo --access-key "$BENCH_KEY" >"$logf" 2>&1 &
+  "${ON_GEN_CPU[@]}" "$LOADGEN" webhook-echo --access-key "$BENCH_KEY" >"$logf" 2>&1 &
   APP_PID=$!
   APP_ADDR=$(wait_ready "$logf" "$APP_PID" addr)
 }
 
 stop_app() {
-  if [ -n "$APP_PID" ]; then
-    kill "$APP_PID" 2>/dev/null || true
-    wait "$APP_PID" 2>/dev/null || true
-  fi
+  [ -n "$APP_PID" ] && stop "$APP_PID"
   APP_PID=
 }
 
@@ -162,7 +166,7 @@ run_load() {
   shift 2
   local out=$WORK/$server-$scenario-$RANDOM.out
   log "$scenario on $server: loadgen $scenario $*"
-  if pin "$GEN_CPU" "$LOADGEN" "$scenario" --target "$SERVER_ADDR" --label "$server" \
+  if "${ON_GEN_CPU[@]}" "$LOADGEN" "$scenario" --target "$SERVER_ADDR" --label "$server" \
     --server-pid "$SERVER_PID" "$@" >"$out" 2>&1 && grep -q '^RESULT ' "$out"; then
     grep '^RESULT ' "$out" | sed 's/^RESULT //' >>"$LINES"
     grep -v '^RESULT ' "$out" | tail -1 >&2
