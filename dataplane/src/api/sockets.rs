@@ -1,0 +1,144 @@
+//! `POST /api/v1/sockets/{join,leave,disconnect,fetch}`: bulk operations on the sockets a
+//! selector picks (socket.io's `socketsJoin`, `socketsLeave`, `disconnectSockets`,
+//! `fetchSockets`).
+//!
+//! The selection is collected before acting, because joining, leaving and disconnecting take
+//! the namespace's room lock that selection holds for reading.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+
+use super::error::ApiError;
+use super::fields::Fields;
+use super::target::{rooms_to_change, Target, MAX_LIST};
+use super::{json_response, Response};
+use crate::ids::Room;
+use crate::state::{Hub, Socket};
+
+/// Whether sockets join or leave rooms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// `POST /sockets/join` with `join: [...]`.
+    Join,
+    /// `POST /sockets/leave` with `leave: [...]`.
+    Leave,
+}
+
+impl Change {
+    fn field(self) -> &'static str {
+        match self {
+            Change::Join => "join",
+            Change::Leave => "leave",
+        }
+    }
+}
+
+/// Parse a join or leave body: the selection and the rooms.
+pub fn parse_change(body: &[u8], change: Change) -> Result<(Target, Vec<Room>), ApiError> {
+    let mut f = Fields::parse(body)?;
+    let target = Target::take(&mut f)?;
+    let rooms = rooms_to_change(f.list(change.field(), MAX_LIST)?, change.field())?;
+    f.finish()?;
+    Ok((target, rooms))
+}
+
+/// Parse a disconnect body: the selection and `close` (end the whole connection, default false).
+pub fn parse_disconnect(body: &[u8]) -> Result<(Target, bool), ApiError> {
+    let mut f = Fields::parse(body)?;
+    let target = Target::take(&mut f)?;
+    let close = f.optional::<bool>("close")?.unwrap_or(false);
+    f.finish()?;
+    Ok((target, close))
+}
+
+/// Parse a fetch body: the selection.
+pub fn parse_fetch(body: &[u8]) -> Result<Target, ApiError> {
+    let mut f = Fields::parse(body)?;
+    let target = Target::take(&mut f)?;
+    f.finish()?;
+    Ok(target)
+}
+
+fn selected(hub: &Hub, target: &Target) -> Result<Vec<Arc<Socket>>, ApiError> {
+    Ok(target.resolve(hub)?.map(|ns| target.sockets(&ns)).unwrap_or_default())
+}
+
+fn matched(n: usize) -> Response {
+    json_response(StatusCode::OK, &json!({ "matched": n }))
+}
+
+/// Serve `POST /sockets/join` or `/sockets/leave`.
+pub fn change(hub: &Hub, body: &[u8], change: Change) -> Result<Response, ApiError> {
+    let (target, rooms) = parse_change(body, change)?;
+    let sockets = selected(hub, &target)?;
+    for s in &sockets {
+        match change {
+            Change::Join => s.ns.join(s, &rooms),
+            Change::Leave => s.ns.leave(s, &rooms),
+        }
+    }
+    Ok(matched(sockets.len()))
+}
+
+/// Serve `POST /sockets/disconnect`.
+pub fn disconnect(hub: &Hub, body: &[u8]) -> Result<Response, ApiError> {
+    let (target, close) = parse_disconnect(body)?;
+    let sockets = selected(hub, &target)?;
+    for s in &sockets {
+        hub.disconnect_socket(s, close);
+    }
+    Ok(matched(sockets.len()))
+}
+
+/// Serve `POST /sockets/fetch`.
+pub fn fetch(hub: &Hub, body: &[u8]) -> Result<Response, ApiError> {
+    let target = parse_fetch(body)?;
+    let sockets: Vec<Value> = selected(hub, &target)?.iter().map(|s| describe(s)).collect();
+    Ok(json_response(StatusCode::OK, &json!({ "sockets": sockets })))
+}
+
+/// One socket as `fetch` returns it.
+fn describe(s: &Socket) -> Value {
+    json!({
+        "id": s.id.as_str(),
+        "namespace": &*s.ns.name,
+        "rooms": s.rooms(),
+        "handshake": s.handshake_json(),
+        "recovered": s.recovered,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_join_and_leave() {
+        let (t, rooms) = parse_change(br#"{"rooms":["src"],"join":["dst","x"]}"#, Change::Join).unwrap();
+        assert_eq!(t.selector.rooms, vec![Room::from("src")]);
+        assert_eq!(rooms, vec![Room::from("dst"), Room::from("x")]);
+        let (_, rooms) = parse_change(br#"{"leave":["dst"]}"#, Change::Leave).unwrap();
+        assert_eq!(rooms, vec![Room::from("dst")]);
+        let e = parse_change(br#"{"rooms":["src"]}"#, Change::Join).unwrap_err();
+        assert_eq!(e.to_string(), "join: give at least one room");
+        let e = parse_change(br#"{"join":["a"]}"#, Change::Leave).unwrap_err();
+        assert!(e.to_string().starts_with("leave: give at least one room"), "{e}");
+    }
+
+    #[test]
+    fn parses_disconnect_and_fetch() {
+        assert!(!parse_disconnect(b"{}").unwrap().1);
+        assert!(parse_disconnect(br#"{"close":true}"#).unwrap().1);
+        assert_eq!(
+            parse_disconnect(br#"{"close":1}"#).unwrap_err().to_string(),
+            "close: invalid type: integer `1`, expected a boolean"
+        );
+        assert_eq!(parse_fetch(br#"{"namespace":"/x"}"#).unwrap().namespace, "/x");
+        assert!(parse_fetch(br#"{"join":["a"]}"#)
+            .unwrap_err()
+            .to_string()
+            .starts_with("unknown field \"join\""));
+    }
+}
