@@ -28,7 +28,7 @@ use crate::engine::{CloseReason, Engine, EngineSettings};
 use crate::ids::NodeTag;
 use crate::metrics::Metrics;
 use crate::state::Hub;
-use crate::upstream::{NoUpstream, Upstream, Webhook};
+use crate::upstream::{Link, NoUpstream, Upstream, Webhook};
 
 /// Why the hub could not start.
 #[derive(Debug, thiserror::Error)]
@@ -86,10 +86,15 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::new());
     let node = node_name(&config);
     let generation = clock::since_epoch().as_nanos() as u64;
+    let mut link: Option<Link> = None;
     let upstream: Arc<dyn Upstream> = match config.upstream.mode {
         UpstreamMode::None => Arc::new(NoUpstream::new(metrics.clone())),
         UpstreamMode::Webhook => {
-            let url = config.upstream.webhook_url.clone().ok_or_else(|| StartError::Upstream("no webhook_url".into()))?;
+            let url = config
+                .upstream
+                .webhook_url
+                .clone()
+                .ok_or_else(|| StartError::Upstream("no webhook_url".into()))?;
             let webhook = Webhook::new(
                 url,
                 Duration::from_millis(config.upstream.webhook_timeout_ms),
@@ -103,16 +108,23 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
             Arc::new(webhook)
         }
         UpstreamMode::Link => {
-            return Err(StartError::Upstream(
-                "upstream.mode = \"link\" (application servers over a server link) is not available in this build; \
-                 use \"webhook\" or \"none\""
-                    .into(),
-            ))
+            let l = Link::new(
+                keys.clone(),
+                &metrics,
+                &node,
+                Duration::from_millis(config.socketio.connect_timeout_ms),
+                config.socketio.max_attachments,
+            );
+            link = Some(l.clone());
+            Arc::new(l)
         }
     };
     let engine =
         Engine::new(EngineSettings::for_hub(&config), NodeTag::derive(&node, generation), metrics.clone());
     let hub = Hub::new(config.clone(), engine.clone(), upstream, metrics, keys);
+    if let Some(l) = &link {
+        l.attach(&hub);
+    }
 
     let listener =
         transport::bind(config.listen).map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -125,7 +137,8 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
         admin.local_addr().map_err(|source| StartError::Bind { addr: config.admin_listen, source })?;
 
     let demo_on = config.demo_page;
-    let other = api::routes(hub.clone())
+    let other = upstream::link::route(link)
+        .or(api::routes(hub.clone()))
         .or(demo::client_bundle(&config.path))
         .or(warp::any()
             .and_then(move || async move {

@@ -456,7 +456,8 @@ async fn scenarios(env: &Env, admin: &Client, op: &Operator) {
         hubs.delete(name, &DeleteParams::default()).await.unwrap();
     }
     let t3 = Instant::now();
-    until("owned objects garbage-collected", 60, || async {
+    // The garbage collector rediscovers resource types every 30 s, so a fresh CRD can take that long.
+    until("owned objects garbage-collected", 90, || async {
         let gone = cms.get_opt("chat-config").await.ok()?.is_none()
             && stss.get_opt("chat").await.ok()?.is_none()
             && svcs.get_opt("chat").await.ok()?.is_none()
@@ -596,4 +597,40 @@ async fn leader_election_hands_over_on_shutdown() {
     .await;
     eprintln!("  leadership handed over {:?} after SIGTERM", t.elapsed());
     drop(second);
+}
+
+/// `kubectl wait --for=condition=Ready` is truthful because every condition carries the
+/// generation it describes: a Ready=True written for an older spec does not satisfy it. Checked
+/// with no operator running, so the stale condition stays in place.
+#[tokio::test]
+async fn kubectl_wait_ignores_conditions_of_an_older_generation() {
+    let Some(env) = env() else { return };
+    let admin = client(&env.admin_kubeconfig).await;
+    let ns = &format!("e2e-wait-{}", std::process::id());
+    namespace(&admin, ns).await;
+    let hubs: Api<SocketIOHub> = Api::namespaced(admin.clone(), ns);
+    apply_hub(&hubs, "w", json!({ "replicas": 1 })).await;
+    let write_ready = |observed: i64| {
+        let hubs = hubs.clone();
+        async move {
+            let status = json!({ "status": { "observedGeneration": observed, "conditions": [{
+                "type": "Ready", "status": "True", "reason": "AllReplicasReady", "message": "1/1 pods ready",
+                "observedGeneration": observed, "lastTransitionTime": "2026-01-01T00:00:00Z" }] } });
+            hubs.patch_status("w", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+        }
+    };
+    write_ready(1).await;
+    assert!(
+        kubectl_wait_ready(&env, ns, "w", "5s"),
+        "Ready=True for the current generation must satisfy kubectl wait"
+    );
+    let updated = apply_hub(&hubs, "w", json!({ "replicas": 1, "pingIntervalMs": 30000 })).await;
+    assert_eq!(updated.metadata.generation, Some(2));
+    assert!(
+        !kubectl_wait_ready(&env, ns, "w", "2s"),
+        "kubectl wait accepted a Ready=True written for generation 1"
+    );
+    write_ready(2).await;
+    assert!(kubectl_wait_ready(&env, ns, "w", "5s"));
+    let _ = Api::<Namespace>::all(admin.clone()).delete(ns, &DeleteParams::default()).await;
 }

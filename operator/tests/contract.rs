@@ -27,12 +27,17 @@ fn hub_binary() -> Option<PathBuf> {
     let root = common::repo_root();
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
     if std::env::var("SIOH_CONTRACT_BUILD").is_ok_and(|v| v == "1") {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "-p", "socketio-hub", "--bin", "socketio-hub"])
-            .current_dir(&root)
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "cargo build -p socketio-hub failed");
+        // Once per test process: both tests want the binary, one build serves them.
+        static BUILT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let ok = *BUILT.get_or_init(|| {
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["build", "-p", "socketio-hub", "--bin", "socketio-hub"])
+                .current_dir(&root)
+                .status()
+                .expect("cargo runs")
+                .success()
+        });
+        assert!(ok, "cargo build -p socketio-hub failed");
     }
     let bin = target.join("debug/socketio-hub");
     bin.exists().then_some(bin)

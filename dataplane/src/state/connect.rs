@@ -8,36 +8,104 @@ use serde_json::{Map, Value};
 
 use super::namespace::{Broadcast, EmitFlags, Namespace, Selector};
 use super::packet::{self, Args};
+use super::recovery::Restored;
 use super::socket::{AckSink, Socket};
 use super::{sio, Hub};
 use crate::engine::{Conn, Delivery};
 use crate::ids::{Room, SocketId};
 use crate::upstream::{ConnectDecision, ConnectRequest};
 
+/// A namespace connect that passed the hub's checks and awaits the application's answer.
+pub struct PreparedConnect {
+    /// The namespace.
+    pub nsp: String,
+    /// The socket id it will have (fresh, or the recovered one).
+    pub id: SocketId,
+    /// The CONNECT auth payload without the recovery fields.
+    pub auth: Map<String, Value>,
+    /// Verified client token claims.
+    pub claims: Option<Map<String, Value>>,
+    ns: Arc<Namespace>,
+    restored: Option<Restored>,
+    pid_in: Option<Arc<str>>,
+}
+
+impl PreparedConnect {
+    /// Whether connection state recovery restored a previous socket.
+    pub fn is_recovery(&self) -> bool {
+        self.restored.is_some()
+    }
+
+    /// The rooms a recovered socket gets back.
+    pub fn restored_rooms(&self) -> &[Room] {
+        self.restored.as_ref().map_or(&[], |r| &r.rooms)
+    }
+}
+
 impl Hub {
     pub(super) fn spawn_connect(self: Arc<Self>, conn: Arc<Conn>, nsp: String, auth: Map<String, Value>) {
         tokio::spawn(async move { self.connect(conn, nsp, auth).await });
     }
 
-    fn reject(&self, conn: &Arc<Conn>, nsp: &str, label: &'static str, message: &str, data: Option<&Value>) {
+    /// Refuse a namespace connect with CONNECT_ERROR (counted under `label`).
+    pub(crate) fn reject(
+        &self,
+        conn: &Arc<Conn>,
+        nsp: &str,
+        label: &'static str,
+        message: &str,
+        data: Option<&Value>,
+    ) {
         self.metrics.connects_rejected.with_label_values(&[label]).inc();
         if let Err(reason) = conn.push(&packet::connect_error(nsp, message, data), Delivery::Reliable) {
             self.close_conn(conn, reason);
         }
     }
 
-    async fn connect(self: Arc<Self>, conn: Arc<Conn>, nsp: String, mut auth: Map<String, Value>) {
+    async fn connect(self: Arc<Self>, conn: Arc<Conn>, nsp: String, auth: Map<String, Value>) {
+        let Some(prep) = self.prepare_connect(&conn, nsp, auth) else { return };
+        let request = ConnectRequest {
+            socket_id: prep.id.clone(),
+            namespace: prep.nsp.clone(),
+            handshake: conn.handshake.clone(),
+            auth: prep.auth.clone(),
+            claims: prep.claims.clone(),
+        };
+        match self.upstream.connect(request).await {
+            ConnectDecision::Accept { rooms } => {
+                self.admit(&conn, prep, rooms);
+            }
+            ConnectDecision::Reject { message, data } => {
+                self.reject(&conn, &prep.nsp, "upstream", &message, data.as_ref());
+            }
+        }
+    }
+
+    /// The hub's own checks of a namespace connect (namespace allowed, not yet joined, client
+    /// token, connection state recovery), before the upstream decides. Refuses the client
+    /// itself and returns `None` when a check fails or the namespace is already joined.
+    ///
+    /// Split from `admit` so link mode (`upstream::link`) can admit synchronously, in the
+    /// order the application's messages arrive, when the application answers.
+    pub(crate) fn prepare_connect(
+        &self,
+        conn: &Arc<Conn>,
+        nsp: String,
+        mut auth: Map<String, Value>,
+    ) -> Option<PreparedConnect> {
         if !self.namespace_allowed(&nsp) {
-            return self.reject(&conn, &nsp, "namespace", "Invalid namespace", None);
+            self.reject(conn, &nsp, "namespace", "Invalid namespace", None);
+            return None;
         }
-        if sio(&conn).socket(&nsp).is_some() {
-            return;
+        if sio(conn).socket(&nsp).is_some() {
+            return None;
         }
-        let claims = match self.client_claims(&conn, &auth, &nsp) {
+        let claims = match self.client_claims(conn, &auth, &nsp) {
             Ok(c) => c,
             Err((message, reason)) => {
                 let data = serde_json::json!({ "reason": reason });
-                return self.reject(&conn, &nsp, "unauthorized", message, Some(&data));
+                self.reject(conn, &nsp, "unauthorized", message, Some(&data));
+                return None;
             }
         };
         let ns = self.namespace(&nsp);
@@ -48,27 +116,27 @@ impl Hub {
             _ => None,
         };
         let id = restored.as_ref().map_or_else(|| SocketId::new(self.engine.tag), |r| r.id.clone());
-        let request = ConnectRequest {
-            socket_id: id.clone(),
-            namespace: nsp.clone(),
-            handshake: conn.handshake.clone(),
-            auth: auth.clone(),
-            claims: claims.clone(),
-        };
-        let rooms = match self.upstream.connect(request).await {
-            ConnectDecision::Accept { rooms } => rooms,
-            ConnectDecision::Reject { message, data } => {
-                return self.reject(&conn, &nsp, "upstream", &message, data.as_ref());
-            }
-        };
-        if conn.closed().is_some() || sio(&conn).socket(&nsp).is_some() {
-            return;
+        let pid_in = pid_in.and_then(|v| v.as_str().map(Arc::<str>::from));
+        Some(PreparedConnect { nsp, id, auth, claims, ns, restored, pid_in })
+    }
+
+    /// Register an accepted socket, join `rooms` (and recovered ones), queue the CONNECT reply
+    /// and any missed packets, and tell the upstream. Returns `None` when the session closed
+    /// or already joined the namespace meanwhile.
+    pub(crate) fn admit(
+        &self,
+        conn: &Arc<Conn>,
+        prep: PreparedConnect,
+        rooms: Vec<Room>,
+    ) -> Option<Arc<Socket>> {
+        let PreparedConnect { nsp, id, auth, claims, ns, restored, pid_in } = prep;
+        if conn.closed().is_some() || sio(conn).socket(&nsp).is_some() {
+            return None;
         }
-        let pid: Option<Arc<str>> =
-            ns.recovery.as_ref().map(|_| match (&restored, pid_in.as_ref().and_then(Value::as_str)) {
-                (Some(_), Some(pid)) => Arc::from(pid),
-                _ => Arc::from(SocketId::new(self.engine.tag).as_str()),
-            });
+        let pid: Option<Arc<str>> = ns.recovery.as_ref().map(|_| match (&restored, pid_in) {
+            (Some(_), Some(pid)) => pid,
+            _ => Arc::from(SocketId::new(self.engine.tag).as_str()),
+        });
         let socket = Arc::new(Socket::new(
             id.clone(),
             ns.clone(),
@@ -79,8 +147,8 @@ impl Hub {
             restored.is_some(),
         ));
         ns.sockets.insert(id.clone(), socket.clone());
-        sio(&conn).sockets.lock().push(socket.clone());
-        self.engine.attach(&conn);
+        sio(conn).sockets.lock().push(socket.clone());
+        self.engine.attach(conn);
         self.metrics.sockets.inc();
         let mut all_rooms: Vec<Room> = rooms;
         if let Some(r) = &restored {
@@ -90,7 +158,7 @@ impl Hub {
         if conn.closed().is_some() {
             // The session ended while we were registering; undo (close_conn may have missed us).
             self.remove_socket(&socket, "transport close", false);
-            return;
+            return None;
         }
         self.send_to(&socket, &packet::connect_ok(&nsp, id.as_str(), pid.as_deref()), Delivery::Reliable);
         if let Some(r) = restored {
@@ -101,6 +169,7 @@ impl Hub {
         }
         let fut = self.upstream.connected(socket.clone());
         socket.enqueue_upstream(fut);
+        Some(socket)
     }
 
     /// The client's verified token claims. A token is required when `client_auth = required`;
@@ -135,8 +204,28 @@ impl Hub {
         Ok(Some(claims))
     }
 
-    /// Emit to the sockets `sel` selects in `ns`, closing slow clients and counting.
+    /// Emit to the sockets `sel` selects in `ns` on this node and, without `ack`, on every other
+    /// node of the cluster (cluster hook; acked cluster-wide emits are
+    /// `cluster::Cluster::emit_with_acks`, which knows how many acks to wait for). The
+    /// returned `Broadcast` describes the local part.
     pub fn emit(
+        &self,
+        ns: &Namespace,
+        sel: &Selector,
+        event: &str,
+        args: &Args,
+        delivery: Delivery,
+        ack: Option<&AckSink>,
+    ) -> Broadcast {
+        if let (Some(peers), None) = (self.peers.get(), ack) {
+            peers.forward_emit(&ns.name, sel, event, args, delivery);
+        }
+        self.emit_local(ns, sel, event, args, delivery, ack)
+    }
+
+    /// Emit to the sockets `sel` selects in `ns` on this node only, closing slow clients and
+    /// counting (what a broadcast forwarded by a peer does here).
+    pub fn emit_local(
         &self,
         ns: &Namespace,
         sel: &Selector,

@@ -22,7 +22,7 @@ const RECOVERABLE: &[&str] = &[
 ];
 
 impl Hub {
-    fn protocol_error(&self, conn: &Arc<Conn>, what: &str) {
+    pub(crate) fn protocol_error(&self, conn: &Arc<Conn>, what: &str) {
         tracing::debug!(sid = %conn.sid, what, "protocol error; closing session");
         self.metrics.bad_input.with_label_values(&["socketio"]).inc();
         self.close_conn(conn, CloseReason::ParseError);
@@ -44,7 +44,7 @@ impl Hub {
             });
             return;
         }
-        self.dispatch(conn, packet, Vec::new());
+        self.dispatch(conn, text, packet, Vec::new());
     }
 
     pub(super) fn on_socketio_binary(self: &Arc<Self>, conn: &Arc<Conn>, data: Bytes) {
@@ -63,13 +63,24 @@ impl Hub {
         if let Some(p) = complete {
             // The text decoded before it was stored, with the same limit.
             match socket::decode(&p.text, self.config.socketio.max_attachments) {
-                Ok(packet) => self.dispatch(conn, packet, p.attachments),
+                Ok(packet) => self.dispatch(conn, &p.text, packet, p.attachments),
                 Err(e) => self.protocol_error(conn, &e.to_string()),
             }
         }
     }
 
-    fn dispatch(self: &Arc<Self>, conn: &Arc<Conn>, packet: socket::Packet<'_>, attachments: Vec<Bytes>) {
+    fn dispatch(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        text: &str,
+        packet: socket::Packet<'_>,
+        attachments: Vec<Bytes>,
+    ) {
+        // Link mode: the application's own Socket.IO server handles the packet; the hub only
+        // routes it (and keeps its room index from the application's answers).
+        if let Some(router) = self.upstream.packet_router() {
+            return router.client_packet(self, conn, text, &packet, attachments);
+        }
         match packet.kind {
             PacketType::Connect => {
                 let auth = match packet.connect_auth() {

@@ -26,7 +26,8 @@ use parking_lot::Mutex;
 use smallvec::SmallVec;
 use socketio_hub_config::HubConfig;
 
-pub use namespace::{Broadcast, Namespace, Selector};
+pub use connect::PreparedConnect;
+pub use namespace::{Broadcast, Namespace, Selector, LINK_ACK_ID_BASE};
 pub use packet::{Args, ArgsError, Outgoing};
 pub use socket::{AckSink, Socket};
 
@@ -58,6 +59,11 @@ pub(crate) fn sio(conn: &Conn) -> &SioConn {
 }
 
 impl SioConn {
+    /// Every socket of the session.
+    pub(crate) fn sockets(&self) -> Vec<Arc<Socket>> {
+        self.sockets.lock().to_vec()
+    }
+
     /// The socket of namespace `nsp`, if joined.
     pub(crate) fn socket(&self, nsp: &str) -> Option<Arc<Socket>> {
         self.sockets.lock().iter().find(|s| &*s.ns.name == nsp).cloned()
@@ -162,6 +168,10 @@ impl EngineHandler for Hub {
         let sockets: Vec<_> = sio(conn).sockets.lock().drain(..).collect();
         for socket in sockets {
             self.remove_socket(&socket, reason.as_str(), true);
+        }
+        // Link mode: the application server holding this session learns that it ended.
+        if let Some(router) = self.upstream.packet_router() {
+            router.session_closed(conn, reason);
         }
     }
 }

@@ -18,6 +18,11 @@ use super::socket::{AckSink, Sent, Socket};
 use crate::engine::{CloseReason, Delivery};
 use crate::ids::{Room, SocketId};
 
+/// In link mode the hub's own ack ids (broadcasts with acks) start here, far above the ids an
+/// application server's socket.io counts up from 0, so a client's ACK tells by its id alone
+/// whether the hub or the application waits for it (both stay below 2^53 for JavaScript).
+pub const LINK_ACK_ID_BASE: u64 = 1 << 40;
+
 /// Which sockets of a namespace a broadcast or bulk operation targets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selector {
@@ -85,7 +90,10 @@ impl Namespace {
             recovery: r.enabled.then(|| Recovery::new(r.max_disconnection_ms, r.max_buffered_packets)),
             join_grants,
             emit_grants,
-            next_ack: AtomicU64::new(1),
+            next_ack: AtomicU64::new(match config.upstream.mode {
+                socketio_hub_config::UpstreamMode::Link => LINK_ACK_ID_BASE,
+                _ => 1,
+            }),
         }
     }
 

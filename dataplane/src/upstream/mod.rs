@@ -2,12 +2,14 @@
 //!
 //! - `NoUpstream`: no application; clients use only what permissions grant (the emulator).
 //! - `Webhook`: serverless mode, signed HTTP calls to the application.
-//! - the server link (default mode) plugs in here too.
+//! - `Link`: default mode, application servers dial in over a server link and run their own
+//!   Socket.IO server; the hub routes raw packets to them (`PacketRouter`).
 //!
 //! Invariant: the hub never waits on an upstream without a bound: every implementation
 //! answers within its configured timeout, and a failure becomes a CONNECT_ERROR or a dropped
 //! event with a metric, never a hung socket.
 
+pub mod link;
 mod none;
 mod webhook;
 
@@ -17,12 +19,16 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+pub use link::Link;
 pub use none::NoUpstream;
 pub use webhook::Webhook;
 
-use crate::engine::ConnHandshake;
+use bytes::Bytes;
+use socketio_hub_protocol::socket::Packet;
+
+use crate::engine::{CloseReason, Conn, ConnHandshake};
 use crate::ids::{Room, SocketId};
-use crate::state::{Args, Socket};
+use crate::state::{Args, Hub, Socket};
 
 /// A boxed, sendable future.
 pub type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -82,4 +88,25 @@ pub trait Upstream: Send + Sync + 'static {
     fn event(&self, call: EventCall) -> BoxFut<Option<Args>>;
     /// A socket left, for `reason` (Socket.IO's reason strings).
     fn disconnected(&self, socket: Arc<Socket>, reason: &'static str) -> BoxFut<()>;
+    /// Link mode: the upstream takes every Socket.IO packet of a client as it came, instead of
+    /// the hub handling CONNECT, EVENT and ACK itself. `None` (the default) for the others.
+    fn packet_router(&self) -> Option<&dyn PacketRouter> {
+        None
+    }
+}
+
+/// An upstream that runs the Socket.IO server logic itself (link mode) and wants the clients'
+/// packets raw. The hub still owns sessions, heartbeats, upgrades and the room index.
+pub trait PacketRouter: Send + Sync {
+    /// A complete client packet (`text` as received, with its binary attachments).
+    fn client_packet(
+        &self,
+        hub: &Arc<Hub>,
+        conn: &Arc<Conn>,
+        text: &str,
+        packet: &Packet<'_>,
+        attachments: Vec<Bytes>,
+    );
+    /// The client's session ended (after its sockets were removed).
+    fn session_closed(&self, conn: &Arc<Conn>, reason: CloseReason);
 }
