@@ -335,6 +335,11 @@ async fn write_status(
         .map_err(kube_err("writing SocketIOHub status"))?;
 
     for t in transitions {
+        // A condition appearing in its quiet state (a new hub that is not Degraded) is no news.
+        let first_seen = status::find(&old.conditions, &t.type_).is_none();
+        if first_seen && t.type_ == status::DEGRADED && t.status == "False" {
+            continue;
+        }
         // Only changes are announced, so a steady hub produces no Events.
         let warning = (t.type_ == status::DEGRADED && t.status == "True")
             || (t.type_ == status::READY
