@@ -39,8 +39,10 @@ const keys = cfg.auth.access_keys.length ? cfg.auth.access_keys : [crypto.random
 
 const matches = (pattern, name) => (pattern.endsWith('*') ? name.startsWith(pattern.slice(0, -1)) : pattern === name);
 const nsAllowed = (name) => cfg.socketio.namespaces.some((p) => matches(p, name));
-const granted = (nsp, room, kind) =>
-  cfg.permissions.some((g) => matches(g.namespace, nsp) && (g[kind] || []).some((p) => matches(p, room)));
+const granted = (nsp, room, kind, claims) =>
+  cfg.permissions.some((g) => matches(g.namespace, nsp) && (g[kind] || []).some((p) => matches(p, room)))
+  || (Array.isArray(claims && claims[`sio.${kind}`]) && claims[`sio.${kind}`].some((p) => matches(p, room)));
+const CLIENT_AUD = 'socketio-hub:client';
 
 // ---- JWT (HS256) ----
 function verifyJwt(token) {
@@ -144,6 +146,9 @@ function setup(nsp) {
     } else if (cfg.auth.client_auth === 'required') {
       return next(new Error('unauthorized: a token is required (query access_token or auth.token)'));
     }
+    if (claims && Array.isArray(claims['sio.ns']) && !claims['sio.ns'].some((p) => matches(p, name))) {
+      return next(new Error(`unauthorized: the token does not allow namespace ${name}`));
+    }
     socket.data.claims = claims;
     if (!webhookMode) return next();
     const { token: _t, ...auth } = socket.handshake.auth || {};
@@ -173,6 +178,7 @@ function setup(nsp) {
 
   nsp.on('connection', (socket) => {
     const name = socket.nsp.name;
+    seenNamespaces.add(name);
     if (webhookMode && !socket.recovered) {
       webhook('connected', { type: 'connected', namespace: name, sid: socket.id }).catch(() => {});
     }
@@ -185,7 +191,7 @@ function setup(nsp) {
       if (event === 'hub:join' || event === 'hub:leave') {
         const room = args[0];
         if (typeof room !== 'string' || room === '') return reply({ ok: false, error: 'room must be a non-empty string' });
-        if (!granted(name, room, 'join')) return reply({ ok: false, error: `permission denied: cannot ${event.slice(4)} room "${room}" in ${name}` });
+        if (!granted(name, room, 'join', socket.data.claims)) return reply({ ok: false, error: `permission denied: cannot ${event.slice(4)} room "${room}" in ${name}` });
         if (event === 'hub:join') socket.join(room); else socket.leave(room);
         return reply({ ok: true });
       }
@@ -195,7 +201,7 @@ function setup(nsp) {
         if (rooms.length === 0 || rooms.some((r) => typeof r !== 'string' || r === '') || typeof ev !== 'string') {
           return reply({ ok: false, error: 'usage: hub:to(room | rooms, event, ...args)' });
         }
-        const denied = rooms.find((r) => !granted(name, r, 'emit'));
+        const denied = rooms.find((r) => !granted(name, r, 'emit', socket.data.claims));
         if (denied !== undefined) return reply({ ok: false, error: `permission denied: cannot emit to room "${denied}" in ${name}` });
         const op = socket.to(rooms);
         (socket.flags && socket.flags.volatile ? op.volatile : op).emit(ev, ...rest);
@@ -219,6 +225,30 @@ function send(res, status, body) {
   res.end(body === undefined ? '' : JSON.stringify(body));
 }
 
+const ROUTES = {
+  '/emit': ['POST', ['namespace', 'rooms', 'exceptRooms', 'sockets', 'event', 'args', 'volatile', 'ack']],
+  '/sockets/join': ['POST', ['namespace', 'rooms', 'exceptRooms', 'sockets', 'join']],
+  '/sockets/leave': ['POST', ['namespace', 'rooms', 'exceptRooms', 'sockets', 'leave']],
+  '/sockets/disconnect': ['POST', ['namespace', 'rooms', 'exceptRooms', 'sockets', 'close']],
+  '/sockets/fetch': ['POST', ['namespace', 'rooms', 'exceptRooms', 'sockets']],
+  '/tokens': ['POST', ['userId', 'expiresInSeconds', 'namespaces', 'join', 'emit', 'claims']],
+  '/rooms': ['GET', []],
+  '/namespaces': ['GET', []],
+};
+const RESERVED_EVENTS = ['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener'];
+const seenNamespaces = new Set(['/']);
+
+function describe(s) {
+  const h = s.handshake;
+  return {
+    id: s.id, namespace: s.nsp.name, rooms: [...s.rooms], recovered: !!s.recovered,
+    handshake: {
+      headers: h.headers, query: h.query, auth: h.auth, address: h.address, time: h.time, issued: h.issued,
+      url: h.url, xdomain: h.xdomain, secure: h.secure, claims: s.data.claims || null,
+    },
+  };
+}
+
 async function api(req, res) {
   const url = new URL(req.url, 'http://x');
   if (req.method === 'GET' && url.pathname === '/' && cfg.demo_page) {
@@ -231,32 +261,63 @@ async function api(req, res) {
   if (!m) return send(res, 401, { error: 'missing bearer token' });
   const v = verifyJwt(m[1]);
   if (v.error) return send(res, 401, { error: v.error });
-  const route = `${req.method} ${url.pathname.slice('/api/v1'.length)}`;
-  if (route === 'GET /rooms') {
-    const nsp = io.of(url.searchParams.get('namespace') || '/');
-    const rooms = [...nsp.adapter.rooms].filter(([name]) => !nsp.sockets.has(name)).map(([name, set]) => ({ name, size: set.size }));
+  const aud = v.claims.aud;
+  if (aud === CLIENT_AUD || (Array.isArray(aud) && aud.includes(CLIENT_AUD))) return send(res, 401, { error: 'a client token cannot call the REST API' });
+  const path = url.pathname.slice('/api/v1'.length);
+  const route = ROUTES[path];
+  if (!route) return send(res, 404, { error: `no route ${path}` });
+  if (req.method !== route[0]) return send(res, 405, { error: `${path} takes ${route[0]}` });
+  const checkNs = (ns) => {
+    if (!nsAllowed(ns)) { send(res, 404, { error: `namespace ${ns} is not served` }); return null; }
+    return io.of(ns);
+  };
+  if (path === '/rooms') {
+    const nsp = checkNs(url.searchParams.get('namespace') || '/');
+    if (!nsp) return undefined;
+    const rooms = [...nsp.adapter.rooms].filter(([name]) => !nsp.sockets.has(name)).map(([name, set]) => ({ name, size: set.size }))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
     return send(res, 200, { rooms });
+  }
+  if (path === '/namespaces') {
+    const namespaces = [...seenNamespaces].sort().map((name) => ({ name, sockets: io.of(name).sockets.size }));
+    return send(res, 200, { namespaces });
   }
   let body = '';
   for await (const chunk of req) body += chunk;
   let b;
-  try { b = JSON.parse(body); } catch (e) { return send(res, 400, { error: `body is not JSON: ${e.message}` }); }
-  if (!b || typeof b !== 'object' || Array.isArray(b)) return send(res, 400, { error: 'body must be a JSON object' });
-  const nsp = io.of(b.namespace || '/');
+  try { b = JSON.parse(body); } catch (e) { return send(res, 400, { error: `the request body is not JSON: ${e.message}` }); }
+  if (!b || typeof b !== 'object' || Array.isArray(b)) return send(res, 400, { error: 'the request body must be a JSON object' });
+  const unknown = Object.keys(b).find((k) => !route[1].includes(k));
+  if (unknown !== undefined) return send(res, 400, { error: `unknown field \`${unknown}\`` });
+  if (path === '/tokens') {
+    if (typeof b.userId !== 'string' || !b.userId) return send(res, 400, { error: 'userId: required' });
+    const now = Math.floor(Date.now() / 1000);
+    const exp = now + (b.expiresInSeconds || 3600);
+    const claims = { ...(b.claims || {}), sub: b.userId, iat: now, exp, aud: CLIENT_AUD };
+    if (b.namespaces) claims['sio.ns'] = b.namespaces;
+    if (b.join) claims['sio.join'] = b.join;
+    if (b.emit) claims['sio.emit'] = b.emit;
+    return send(res, 200, { token: signJwt(claims), expiresAt: exp });
+  }
+  const nsp = checkNs(b.namespace || '/');
+  if (!nsp) return undefined;
   const target = () => {
     const to = [...(b.rooms || []), ...(b.sockets || [])];
     let op = to.length ? nsp.to(to) : nsp;
     if ((b.exceptRooms || []).length) op = op.except(b.exceptRooms);
     return op;
   };
-  switch (route) {
-    case 'POST /emit': {
-      if (typeof b.event !== 'string') return send(res, 400, { error: 'event is required' });
+  const matched = async () => (await target().fetchSockets()).length;
+  switch (path) {
+    case '/emit': {
+      if (typeof b.event !== 'string' || !b.event) return send(res, 400, { error: 'event: required' });
+      if (b.event.startsWith('hub:') || RESERVED_EVENTS.includes(b.event)) return send(res, 400, { error: `event: ${b.event} is reserved` });
       const args = fromWire(b.args || []);
       if (!b.ack) {
+        const delivered = await matched();
         const op = target();
         (b.volatile ? op.volatile : op).emit(b.event, ...args);
-        return send(res, 202, {});
+        return send(res, 202, { delivered });
       }
       const sockets = await target().fetchSockets();
       const responses = [];
@@ -269,27 +330,11 @@ async function api(req, res) {
       })));
       return send(res, 200, { responses, timedOut });
     }
-    case 'POST /sockets/join': target().socketsJoin(b.join || []); return send(res, 200, {});
-    case 'POST /sockets/leave': target().socketsLeave(b.leave || []); return send(res, 200, {});
-    case 'POST /sockets/disconnect': target().disconnectSockets(!!b.close); return send(res, 200, {});
-    case 'POST /sockets/fetch': {
-      const sockets = await target().fetchSockets();
-      return send(res, 200, {
-        sockets: sockets.map((s) => ({
-          id: s.id, namespace: nsp.name, rooms: [...s.rooms],
-          handshake: { auth: s.handshake.auth, query: s.handshake.query, headers: s.handshake.headers, address: s.handshake.address, time: s.handshake.time, url: s.handshake.url },
-        })),
-      });
-    }
-    case 'POST /tokens': {
-      if (typeof b.userId !== 'string') return send(res, 400, { error: 'userId is required' });
-      const now = Math.floor(Date.now() / 1000);
-      const claims = { sub: b.userId, iat: now, exp: now + (b.expiresInSeconds || 3600) };
-      if (b.namespaces) claims.namespaces = b.namespaces;
-      return send(res, 200, { token: signJwt(claims) });
-    }
-    default:
-      return send(res, 404, { error: `no route ${route}` });
+    case '/sockets/join': { const n = await matched(); target().socketsJoin(b.join || []); return send(res, 200, { matched: n }); }
+    case '/sockets/leave': { const n = await matched(); target().socketsLeave(b.leave || []); return send(res, 200, { matched: n }); }
+    case '/sockets/disconnect': { const n = await matched(); target().disconnectSockets(!!b.close); return send(res, 200, { matched: n }); }
+    case '/sockets/fetch': return send(res, 200, { sockets: (await target().fetchSockets()).map(describe) });
+    default: return send(res, 404, { error: `no route ${path}` });
   }
 }
 
