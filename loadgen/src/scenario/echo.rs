@@ -1,8 +1,11 @@
 //! `echo`: C clients each send an event with an ack on a fixed schedule, together a fixed total
-//! rate (open loop: a late ack never delays the next send), and the latency of each ack is
-//! measured from the send's *scheduled* time, so a stall is charged to every send it delayed
-//! (no coordinated omission). Reports p50/p90/p99/p99.9/max and the server's CPU time per echo
-//! (`utime + stime` delta over the measured window, divided by the echoes sent in it).
+//! rate (open loop: a late ack never delays the next send). The latency of each ack is measured
+//! from its send's *scheduled* time, so a stall is charged to every send it delayed (no
+//! coordinated omission), with one allowance: tokio's timers fire up to about a millisecond
+//! late, so a send up to [`TIMER_SLACK`] behind schedule is measured from when it actually left
+//! (`start = min(sent, scheduled + TIMER_SLACK)`). The send lag itself is reported. Reports
+//! p50/p90/p99/p99.9/max and the server's CPU time per echo (`utime + stime` delta over the
+//! measured window, divided by the echoes sent in it).
 //!
 //! Two forms: `--mode echo` sends `["echo", seq]` and expects the app to ack `[seq]`;
 //! `--mode hub-to` sends `["hub:to", "<own room>", "x", seq]` to a room only the sender is in
@@ -23,6 +26,9 @@ use crate::procstat::{cpu_micros, own_pid};
 use crate::report::{emit, Latency};
 use crate::sio::{ack_id, open_many};
 use crate::ws::Conn;
+
+/// How late a send may leave (timer granularity) and still be measured from when it left.
+pub const TIMER_SLACK: Duration = Duration::from_millis(1);
 
 /// What each client sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,6 +73,7 @@ struct Counts {
     bad_acks: Cell<u64>,
     errors: Cell<u64>,
     latency: RefCell<Latency>,
+    send_lag: RefCell<Latency>,
 }
 
 struct Plan {
@@ -80,7 +87,7 @@ struct Plan {
 
 async fn client(i: usize, clients: usize, mut conn: Conn, plan: Rc<Plan>, counts: Rc<Counts>) {
     let mut next = plan.start + plan.period.mul_f64(i as f64 / clients as f64);
-    // pending[k] is the scheduled time of ack id base + k, None once acked.
+    // pending[k] is when ack id base + k's latency starts, None once acked.
     let mut pending: VecDeque<Option<Instant>> = VecDeque::new();
     let mut base: u64 = 1;
     let mut seq: u64 = 0;
@@ -97,14 +104,16 @@ async fn client(i: usize, clients: usize, mut conn: Conn, plan: Rc<Plan>, counts
                     Mode::Echo => format!("42{id}[\"echo\",{seq}]"),
                     Mode::HubTo => format!("42{id}[\"hub:to\",\"{room}\",\"x\",{seq}]"),
                 };
+                let sent_at = Instant::now();
                 if conn.send_text(packet.as_bytes()).await.is_err() {
                     counts.errors.set(counts.errors.get() + 1);
                     return;
                 }
-                pending.push_back(Some(next));
+                pending.push_back(Some(sent_at.min(next + TIMER_SLACK)));
                 counts.sent.set(counts.sent.get() + 1);
                 if next >= plan.measure_from {
                     counts.measured_sent.set(counts.measured_sent.get() + 1);
+                    counts.send_lag.borrow_mut().record((sent_at - next).as_micros() as u64);
                 }
                 seq += 1;
                 next += plan.period;
@@ -138,10 +147,10 @@ async fn client(i: usize, clients: usize, mut conn: Conn, plan: Rc<Plan>, counts
                     else {
                         continue;
                     };
-                    if let Some(scheduled) = slot.take() {
+                    if let Some(start) = slot.take() {
                         counts.acked.set(counts.acked.get() + 1);
-                        if scheduled >= plan.measure_from {
-                            counts.latency.borrow_mut().record((now - scheduled).as_micros() as u64);
+                        if start >= plan.measure_from {
+                            counts.latency.borrow_mut().record((now - start).as_micros() as u64);
                         }
                     }
                     while pending.front().is_some_and(Option::is_none) {
@@ -228,6 +237,7 @@ pub async fn run(common: Common, args: EchoArgs) -> Result<()> {
             "connection_errors": counts.errors.get(),
             "measured_rate": (measured as f64 / secs).round(),
             "latency": latency.summary(),
+            "send_lag": counts.send_lag.borrow().summary(),
             "server_cpu_us_per_echo": per_echo(server0, server1),
             "app_cpu_us_per_echo": per_echo(app0, app1),
             "generator_cpu_pct": ((own1 - own0) as f64 / secs / 1e4).round(),
