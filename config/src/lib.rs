@@ -272,8 +272,17 @@ pub struct ClusterConfig {
     pub gossip_listen: Option<SocketAddr>,
     /// TCP mesh address. Default `0.0.0.0:7947`.
     pub mesh_listen: Option<SocketAddr>,
-    /// Address other nodes use to reach this one. Default: the listen address.
+    /// Address other nodes use to reach this one. Default: the listen address; when that is
+    /// unspecified (`0.0.0.0`), `$POD_IP`, else `127.0.0.1`.
     pub advertise_host: Option<String>,
+    /// Cluster name; nodes with another name ignore this one's gossip. Default `socketio-hub`.
+    pub cluster_id: Option<String>,
+    /// Gossip round period in ms; failure detection takes about 9 rounds. Default 200.
+    pub gossip_interval_ms: Option<u64>,
+    /// Mesh frames queued per peer before new ones are dropped (and counted). Default 8192.
+    pub mesh_queue_frames: Option<usize>,
+    /// Deadline of a remote operation (fetch sockets, acks, join/leave) in ms. Default 5000.
+    pub request_timeout_ms: Option<u64>,
 }
 
 /// Log output format.

@@ -132,6 +132,19 @@ impl HubConfig {
         if self.workers == Some(0) {
             bad("workers", "must be at least 1".into());
         }
+        let c = &self.cluster;
+        if c.gossip_interval_ms.is_some_and(|ms| !(10..=60_000).contains(&ms)) {
+            bad("cluster.gossip_interval_ms", "must be within 10..=60000".into());
+        }
+        if c.mesh_queue_frames == Some(0) {
+            bad("cluster.mesh_queue_frames", "must be at least 1".into());
+        }
+        if c.request_timeout_ms == Some(0) {
+            bad("cluster.request_timeout_ms", "must be above 0".into());
+        }
+        if c.seeds.iter().any(|s| s.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())) {
+            bad("cluster.seeds", "each seed is host:port (the gossip address of a node)".into());
+        }
         if problems.is_empty() {
             Ok(())
         } else {

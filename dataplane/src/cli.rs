@@ -80,6 +80,19 @@ pub struct Cli {
     /// This node's name. [default: host name]
     #[arg(long, env = "SOCKETIO_HUB_NODE_NAME")]
     pub node_name: Option<String>,
+    /// Gossip addresses (host:port) of other nodes, comma-separated; turns clustering on.
+    /// [default: none — a single node]
+    #[arg(long, env = "SOCKETIO_HUB_CLUSTER_SEEDS", value_delimiter = ',')]
+    pub cluster_seeds: Option<Vec<String>>,
+    /// UDP gossip address. [default: 0.0.0.0:7946]
+    #[arg(long, env = "SOCKETIO_HUB_GOSSIP_LISTEN")]
+    pub gossip_listen: Option<SocketAddr>,
+    /// TCP mesh address (node-to-node links; port 0 picks one). [default: 0.0.0.0:7947]
+    #[arg(long, env = "SOCKETIO_HUB_MESH_LISTEN")]
+    pub mesh_listen: Option<SocketAddr>,
+    /// Address other nodes use to reach this one. [default: the listen address, else $POD_IP]
+    #[arg(long, env = "SOCKETIO_HUB_ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
     /// Log format: text or json. [default: text]
     #[arg(long, env = "SOCKETIO_HUB_LOG_FORMAT", value_parser = parse_log_format)]
     pub log_format: Option<LogFormat>,
@@ -204,6 +217,16 @@ impl Cli {
         }
         if self.node_name.is_some() {
             c.cluster.node_name = self.node_name;
+        }
+        set!(c.cluster.seeds, self.cluster_seeds);
+        if self.gossip_listen.is_some() {
+            c.cluster.gossip_listen = self.gossip_listen;
+        }
+        if self.mesh_listen.is_some() {
+            c.cluster.mesh_listen = self.mesh_listen;
+        }
+        if self.advertise_host.is_some() {
+            c.cluster.advertise_host = self.advertise_host;
         }
         set!(c.log.format, self.log_format);
         set!(c.log.level, self.log);

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod demo;
 pub mod engine;
 pub mod frame;
@@ -47,6 +48,9 @@ pub enum StartError {
     /// The configured upstream cannot be built.
     #[error("upstream: {0}")]
     Upstream(String),
+    /// Gossip or the mesh could not start.
+    #[error("cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// A running hub.
@@ -57,6 +61,8 @@ pub struct Running {
     pub client_addr: SocketAddr,
     /// Where the admin endpoints are.
     pub admin_addr: SocketAddr,
+    /// The cluster layer, when `cluster.seeds` is set.
+    pub cluster: Option<Arc<cluster::Cluster>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -152,9 +158,15 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
             .and(demo::page()))
         .map(warp::Reply::into_response)
         .boxed();
+    // Cluster: with seeds, join the others; requests for their sessions are forwarded.
+    let cluster = match config.cluster.seeds.is_empty() {
+        true => None,
+        false => Some(cluster::Cluster::start(&config, &hub, &node, generation, client_addr).await?),
+    };
+    let forward = cluster.clone().map(|c| Arc::new(cluster::Forwarder(c)) as Arc<dyn transport::Forward>);
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(transport::serve(engine.clone(), listener, other)));
-    let admin_routes = admin::routes(hub.clone());
+    tasks.push(tokio::spawn(transport::serve_with(engine.clone(), listener, other, forward)));
+    let admin_routes = admin::routes(hub.clone()).or(cluster::admin_route(cluster.clone()));
     let shutdown = engine.shutdown.clone();
     tasks.push(tokio::spawn(async move {
         warp::serve(admin_routes)
@@ -166,7 +178,7 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
     tasks.push(engine::spawn_sweeper(engine.clone()));
     hub.ready.store(true, Ordering::SeqCst);
     tracing::info!(node = %node, %client_addr, %admin_addr, "hub started");
-    Ok(Running { hub, client_addr, admin_addr, tasks })
+    Ok(Running { hub, client_addr, admin_addr, cluster, tasks })
 }
 
 impl Running {
@@ -183,6 +195,9 @@ impl Running {
         tokio::time::sleep_until(deadline).await;
         for t in self.tasks {
             t.abort();
+        }
+        if let Some(c) = &self.cluster {
+            c.stop();
         }
     }
 }

@@ -204,8 +204,28 @@ impl Hub {
         Ok(Some(claims))
     }
 
-    /// Emit to the sockets `sel` selects in `ns`, closing slow clients and counting.
+    /// Emit to the sockets `sel` selects in `ns` on this node and, without `ack`, on every other
+    /// node of the cluster (cluster hook; acked cluster-wide emits are
+    /// `cluster::Cluster::emit_with_acks`, which knows how many acks to wait for). The
+    /// returned `Broadcast` describes the local part.
     pub fn emit(
+        &self,
+        ns: &Namespace,
+        sel: &Selector,
+        event: &str,
+        args: &Args,
+        delivery: Delivery,
+        ack: Option<&AckSink>,
+    ) -> Broadcast {
+        if let (Some(peers), None) = (self.peers.get(), ack) {
+            peers.forward_emit(&ns.name, sel, event, args, delivery);
+        }
+        self.emit_local(ns, sel, event, args, delivery, ack)
+    }
+
+    /// Emit to the sockets `sel` selects in `ns` on this node only, closing slow clients and
+    /// counting (what a broadcast forwarded by a peer does here).
+    pub fn emit_local(
         &self,
         ns: &Namespace,
         sel: &Selector,

@@ -18,7 +18,7 @@ mod recovery;
 mod socket;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -32,7 +32,7 @@ pub use packet::{Args, ArgsError, Outgoing};
 pub use socket::{AckSink, Socket};
 
 use crate::auth::AccessKeys;
-use crate::engine::{CloseReason, Conn, Engine, EngineHandler};
+use crate::engine::{CloseReason, Conn, Delivery, Engine, EngineHandler};
 use crate::metrics::Metrics;
 use crate::upstream::Upstream;
 
@@ -70,6 +70,15 @@ impl SioConn {
     }
 }
 
+/// The other nodes of a cluster, as the Socket.IO layer sees them (implemented by
+/// `cluster::Cluster`; unset on a single node, where emits stay local at no extra cost).
+pub trait Peers: Send + Sync + 'static {
+    /// Forward an emit made on this node to the nodes that have sockets it targets.
+    fn forward_emit(&self, ns: &str, sel: &Selector, event: &str, args: &Args, delivery: Delivery);
+    /// The implementation, for callers that need the cluster's own operations.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
 /// One hub node.
 pub struct Hub {
     /// Configuration (validated).
@@ -86,6 +95,8 @@ pub struct Hub {
     pub keys: AccessKeys,
     /// Whether `/readyz` reports ready.
     pub ready: AtomicBool,
+    /// The cluster, when this node has peers (cluster: set once at start).
+    pub peers: OnceLock<Arc<dyn Peers>>,
     me: Weak<Hub>,
 }
 
@@ -106,6 +117,7 @@ impl Hub {
             metrics,
             keys,
             ready: AtomicBool::new(false),
+            peers: OnceLock::new(),
             me: me.clone(),
         });
         engine.set_handler(hub.clone());

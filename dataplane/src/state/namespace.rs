@@ -64,6 +64,9 @@ pub struct Namespace {
     /// Connected sockets.
     pub sockets: DashMap<SocketId, Arc<Socket>>,
     rooms: RwLock<HashMap<Room, HashMap<SocketId, Arc<Socket>>>>,
+    /// Bumped whenever a room appears in or disappears from the index, so the cluster's
+    /// room-set gossip re-reads only namespaces that changed (cluster hook).
+    pub rooms_version: AtomicU64,
     /// Recovery buffers, when recovery is on.
     pub recovery: Option<Recovery>,
     /// Room patterns clients may join (from config grants).
@@ -87,6 +90,7 @@ impl Namespace {
             name: Arc::from(name),
             sockets: DashMap::new(),
             rooms: RwLock::new(HashMap::new()),
+            rooms_version: AtomicU64::new(0),
             recovery: r.enabled.then(|| Recovery::new(r.max_disconnection_ms, r.max_buffered_packets)),
             join_grants,
             emit_grants,
@@ -112,7 +116,11 @@ impl Namespace {
                 continue;
             }
             mine.push(room.clone());
-            index.entry(room.clone()).or_default().insert(socket.id.clone(), socket.clone());
+            let members = index.entry(room.clone()).or_insert_with(|| {
+                self.rooms_version.fetch_add(1, Ordering::Relaxed);
+                HashMap::new()
+            });
+            members.insert(socket.id.clone(), socket.clone());
         }
     }
 
@@ -123,7 +131,7 @@ impl Namespace {
         for room in rooms {
             if let Some(pos) = mine.iter().position(|r| r == room) {
                 mine.swap_remove(pos);
-                Self::unindex(&mut index, room, &socket.id);
+                self.unindex(&mut index, room, &socket.id);
             }
         }
     }
@@ -133,18 +141,24 @@ impl Namespace {
         let mut index = self.rooms.write();
         let rooms: Vec<Room> = socket.rooms.lock().drain(..).collect();
         for room in &rooms {
-            Self::unindex(&mut index, room, &socket.id);
+            self.unindex(&mut index, room, &socket.id);
         }
         rooms
     }
 
-    fn unindex(index: &mut HashMap<Room, HashMap<SocketId, Arc<Socket>>>, room: &Room, id: &SocketId) {
+    fn unindex(&self, index: &mut HashMap<Room, HashMap<SocketId, Arc<Socket>>>, room: &Room, id: &SocketId) {
         if let Some(members) = index.get_mut(room) {
             members.remove(id);
             if members.is_empty() {
                 index.remove(room);
+                self.rooms_version.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// The rooms with members on this node (cluster: what it gossips).
+    pub fn room_names(&self) -> Vec<Room> {
+        self.rooms.read().keys().cloned().collect()
     }
 
     /// Call `f` once for each socket `sel` targets.

@@ -186,8 +186,13 @@ fn open_frame(engine: &Engine, conn: &Conn) -> Frame {
     Frame::text(open.as_bytes())
 }
 
-/// Handle one request for the Socket.IO path.
-pub(super) async fn handle(engine: Arc<Engine>, mut req: Request<Incoming>, remote: SocketAddr) -> Response {
+/// Handle one request for the Socket.IO path (`forward`: the cluster, when there is one).
+pub(super) async fn handle(
+    engine: Arc<Engine>,
+    mut req: Request<Incoming>,
+    remote: SocketAddr,
+    forward: Option<&Arc<dyn super::Forward>>,
+) -> Response {
     let headers = req.headers().clone();
     if req.method() == Method::OPTIONS {
         let mut resp = Response::new(Bytes::new().into());
@@ -265,6 +270,12 @@ pub(super) async fn handle(engine: Arc<Engine>, mut req: Request<Incoming>, remo
         };
     };
 
+    // Cluster: a session minted by another node is served by that node (no sticky sessions).
+    if let (Some(fwd), Some(id)) = (forward, crate::ids::Sid::parse(&sid)) {
+        if !id.is_owned_by(engine.tag) {
+            return fwd.forward(req, id).await;
+        }
+    }
     let Some(conn) = crate::ids::Sid::parse(&sid).and_then(|s| engine.sessions.get(&s).map(|c| c.clone()))
     else {
         return error(&engine, &headers, EngineHttpError::UnknownSid);

@@ -14,7 +14,9 @@ mod websocket;
 pub mod ws_frame;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,12 +32,33 @@ use crate::engine::Engine;
 /// The response type shared with warp.
 pub type Response = warp::reply::Response;
 
+/// Where requests for sessions owned by other nodes go (implemented by `cluster`; a single
+/// node has none, and its path is unchanged).
+pub trait Forward: Send + Sync + 'static {
+    /// Serve `req` (a polling request or WebSocket upgrade for `sid`) from the node owning `sid`.
+    fn forward(
+        &self,
+        req: http::Request<Incoming>,
+        sid: crate::ids::Sid,
+    ) -> Pin<Box<dyn Future<Output = Response> + Send>>;
+}
+
 /// Serve clients on `listener` until the engine shuts down. `other` answers every request that
 /// is not for the Socket.IO path.
 pub async fn serve(
     engine: Arc<Engine>,
     listener: TcpListener,
     other: warp::filters::BoxedFilter<(Response,)>,
+) {
+    serve_with(engine, listener, other, None).await
+}
+
+/// `serve`, with requests for other nodes' sessions handed to `forward` (cluster).
+pub async fn serve_with(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    other: warp::filters::BoxedFilter<(Response,)>,
+    forward: Option<Arc<dyn Forward>>,
 ) {
     let other = warp::service(other);
     loop {
@@ -55,13 +78,15 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let engine = engine.clone();
         let other = other.clone();
+        let forward = forward.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: http::Request<Incoming>| {
                 let engine = engine.clone();
                 let mut other = other.clone();
+                let forward = forward.clone();
                 async move {
                     let resp = if engine_http::is_engine_path(&engine, req.uri().path()) {
-                        engine_http::handle(engine, req, remote).await
+                        engine_http::handle(engine, req, remote, forward.as_ref()).await
                     } else {
                         match other.call(req).await {
                             Ok(r) => r,

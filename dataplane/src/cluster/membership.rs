@@ -1,0 +1,305 @@
+//! Membership as a pure state machine: the live peers and what each one gossips (tag, mesh and
+//! HTTP addresses, readiness, load, and the set of rooms with members there), and the routing
+//! decisions made from them. No I/O: `gossip.rs` feeds it snapshots from chitchat, tests feed
+//! it literals.
+//!
+//! Invariants: a peer is routable only while chitchat reports it live *and* it published a tag
+//! and a mesh address; `apply` returns exactly the peers that appeared and disappeared since
+//! the previous snapshot, so the mesh opens and closes one link per change; a room named like a
+//! socket id is routed to the node whose tag the id carries, never by the gossiped room set
+//! (socket id rooms are implicit and not gossiped).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::ids::{NodeTag, SocketId};
+
+/// Key of the node's tag (its id prefix), as 6 hex digits.
+pub const KEY_TAG: &str = "tag";
+/// Key of the mesh address.
+pub const KEY_MESH: &str = "mesh";
+/// Key of the client HTTP address (where forwarded requests go).
+pub const KEY_HTTP: &str = "http";
+/// Key of readiness (`1` or `0`).
+pub const KEY_READY: &str = "ready";
+/// Key of the number of sessions held.
+pub const KEY_LOAD: &str = "load";
+/// Prefix of room keys: `r:<len(ns)>:<ns><room>` (the length makes the split unambiguous for
+/// any namespace and room text).
+pub const ROOM_PREFIX: &str = "r:";
+
+/// A node of the cluster: its name and generation (start time in ns), so a restarted node is a
+/// new member and its previous life's state is never mistaken for its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId {
+    /// Configured or host name.
+    pub name: Arc<str>,
+    /// Start time in nanoseconds since the epoch.
+    pub generation: u64,
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.name, self.generation)
+    }
+}
+
+/// The gossip key of a room.
+pub fn room_key(ns: &str, room: &str) -> String {
+    format!("{ROOM_PREFIX}{}:{ns}{room}", ns.len())
+}
+
+/// The namespace and room of a room key (without checking the prefix twice).
+pub fn parse_room_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(ROOM_PREFIX)?;
+    let (len, rest) = rest.split_once(':')?;
+    let len: usize = len.parse().ok()?;
+    if len > rest.len() || !rest.is_char_boundary(len) {
+        return None;
+    }
+    Some(rest.split_at(len))
+}
+
+/// Format a tag for gossip.
+pub fn tag_text(tag: NodeTag) -> String {
+    format!("{:06x}", tag.0)
+}
+
+/// What one peer published, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its id.
+    pub id: NodeId,
+    /// The tag in the ids it mints.
+    pub tag: NodeTag,
+    /// Mesh address.
+    pub mesh: SocketAddr,
+    /// Client HTTP address.
+    pub http: Option<SocketAddr>,
+    /// Whether it accepts clients.
+    pub ready: bool,
+    /// Sessions held.
+    pub load: u64,
+    /// Rooms with members there, by namespace.
+    pub rooms: HashMap<Arc<str>, HashSet<Arc<str>>>,
+}
+
+impl Peer {
+    /// Parse a peer from its key-values; `None` while it has not published a tag and mesh
+    /// address (it is starting).
+    pub fn parse<'a>(id: NodeId, kv: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Peer> {
+        let (mut tag, mut mesh, mut http, mut ready, mut load) = (None, None, None, false, 0);
+        let mut rooms: HashMap<Arc<str>, HashSet<Arc<str>>> = HashMap::new();
+        for (k, v) in kv {
+            match k {
+                KEY_TAG => tag = u32::from_str_radix(v, 16).ok().map(NodeTag),
+                KEY_MESH => mesh = v.parse().ok(),
+                KEY_HTTP => http = v.parse().ok(),
+                KEY_READY => ready = v == "1",
+                KEY_LOAD => load = v.parse().unwrap_or(0),
+                _ => {
+                    if let Some((ns, room)) = parse_room_key(k) {
+                        rooms.entry(Arc::from(ns)).or_default().insert(Arc::from(room));
+                    }
+                }
+            }
+        }
+        Some(Peer { id, tag: tag?, mesh: mesh?, http, ready, load, rooms })
+    }
+
+    /// Whether any of `rooms` of namespace `ns` has members on this peer.
+    pub fn has_any(&self, ns: &str, rooms: &[Arc<str>]) -> bool {
+        let Some(set) = self.rooms.get(ns) else { return false };
+        rooms.iter().any(|r| set.contains(r))
+    }
+}
+
+/// A change of the peer set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A peer became live (open a link).
+    Up(NodeId, SocketAddr),
+    /// A peer is gone: dead, left, or replaced by a newer generation (close its link).
+    Down(NodeId),
+}
+
+/// The live peers (this node excluded).
+#[derive(Debug, Default, Clone)]
+pub struct Membership {
+    peers: BTreeMap<NodeId, Peer>,
+}
+
+impl Membership {
+    /// Replace the view with a snapshot of live peers; returns the changes, `Down` first.
+    pub fn apply(&mut self, live: Vec<Peer>) -> Vec<Change> {
+        let next: BTreeMap<NodeId, Peer> = live.into_iter().map(|p| (p.id.clone(), p)).collect();
+        let mut changes = Vec::new();
+        for (id, old) in &self.peers {
+            match next.get(id) {
+                Some(p) if p.mesh == old.mesh => {}
+                _ => changes.push(Change::Down(id.clone())),
+            }
+        }
+        for (id, p) in &next {
+            match self.peers.get(id) {
+                Some(old) if old.mesh == p.mesh => {}
+                _ => changes.push(Change::Up(id.clone(), p.mesh)),
+            }
+        }
+        self.peers = next;
+        changes
+    }
+
+    /// Live peers.
+    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.values()
+    }
+
+    /// Number of live peers.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether there are no live peers.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// The live peer minting ids with `tag`.
+    pub fn by_tag(&self, tag: NodeTag) -> Option<&Peer> {
+        self.peers.values().find(|p| p.tag == tag)
+    }
+
+    /// The peers a broadcast (or bulk operation) on `ns` selecting `rooms` must reach: every
+    /// peer when `rooms` is empty (the whole namespace); otherwise the owners of socket-id
+    /// rooms and the peers whose gossiped room set intersects the other rooms.
+    pub fn route(&self, ns: &str, rooms: &[Arc<str>]) -> Vec<NodeId> {
+        if rooms.is_empty() {
+            return self.peers.keys().cloned().collect();
+        }
+        let mut named: Vec<Arc<str>> = Vec::with_capacity(rooms.len());
+        let mut owners: HashSet<NodeTag> = HashSet::new();
+        for r in rooms {
+            match SocketId::parse(r) {
+                Some(id) => {
+                    if let Some(p) = self.peers.values().find(|p| id.is_owned_by(p.tag)) {
+                        owners.insert(p.tag);
+                    }
+                }
+                None => named.push(r.clone()),
+            }
+        }
+        self.peers
+            .values()
+            .filter(|p| owners.contains(&p.tag) || (!named.is_empty() && p.has_any(ns, &named)))
+            .map(|p| p.id.clone())
+            .collect()
+    }
+}
+
+/// The key-value changes that take the published room set from `old` to `new`.
+pub fn room_diff<'a>(
+    ns: &str,
+    old: &'a HashSet<Arc<str>>,
+    new: &'a HashSet<Arc<str>>,
+) -> (Vec<String>, Vec<String>) {
+    let added = new.difference(old).map(|r| room_key(ns, r)).collect();
+    let removed = old.difference(new).map(|r| room_key(ns, r)).collect();
+    (added, removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id(name: &str, generation: u64) -> NodeId {
+        NodeId { name: Arc::from(name), generation }
+    }
+
+    fn peer(name: &str, generation: u64, port: u16, rooms: &[(&str, &str)]) -> Peer {
+        let tag = NodeTag::derive(name, generation);
+        let mut kv = vec![
+            (KEY_TAG.to_string(), tag_text(tag)),
+            (KEY_MESH.to_string(), format!("127.0.0.1:{port}")),
+            (KEY_HTTP.to_string(), format!("127.0.0.1:{}", port + 1)),
+            (KEY_READY.to_string(), "1".to_string()),
+            (KEY_LOAD.to_string(), "3".to_string()),
+        ];
+        kv.extend(rooms.iter().map(|(ns, r)| (room_key(ns, r), String::new())));
+        Peer::parse(id(name, generation), kv.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap()
+    }
+
+    #[test]
+    fn parses_a_peer_and_waits_for_its_addresses() {
+        let p = peer("n1", 7, 7000, &[("/", "a"), ("/chat", "b")]);
+        assert_eq!(p.tag, NodeTag::derive("n1", 7));
+        assert_eq!(p.http, Some("127.0.0.1:7001".parse().unwrap()));
+        assert!(p.ready && p.load == 3);
+        assert!(p.has_any("/", &[Arc::from("x"), Arc::from("a")]));
+        assert!(!p.has_any("/", &[Arc::from("b")]));
+        assert_eq!(Peer::parse(id("n2", 1), [(KEY_TAG, "00ff00")]), None);
+    }
+
+    #[test]
+    fn reports_ups_and_downs_and_a_restart_as_both() {
+        let mut m = Membership::default();
+        let a = peer("a", 1, 7000, &[]);
+        let b = peer("b", 1, 7100, &[]);
+        assert_eq!(
+            m.apply(vec![a.clone(), b.clone()]),
+            vec![Change::Up(id("a", 1), a.mesh), Change::Up(id("b", 1), b.mesh)]
+        );
+        assert_eq!(m.apply(vec![a.clone(), b.clone()]), vec![]);
+        let b2 = peer("b", 2, 7100, &[]);
+        assert_eq!(
+            m.apply(vec![a.clone(), b2.clone()]),
+            vec![Change::Down(id("b", 1)), Change::Up(id("b", 2), b2.mesh)]
+        );
+        assert_eq!(m.apply(vec![b2]), vec![Change::Down(id("a", 1))]);
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn routes_by_room_set_and_socket_id_owner() {
+        let mut m = Membership::default();
+        let a = peer("a", 1, 7000, &[("/", "red"), ("/chat", "blue")]);
+        let b = peer("b", 1, 7100, &[("/", "blue")]);
+        let c = peer("c", 1, 7200, &[]);
+        m.apply(vec![a, b, c.clone()]);
+        assert_eq!(m.route("/", &[]).len(), 3, "no rooms: the whole namespace, every peer");
+        assert_eq!(m.route("/", &[Arc::from("red")]), vec![id("a", 1)]);
+        assert_eq!(m.route("/", &[Arc::from("blue")]), vec![id("b", 1)]);
+        assert_eq!(m.route("/", &[Arc::from("red"), Arc::from("blue")]), vec![id("a", 1), id("b", 1)]);
+        assert!(m.route("/", &[Arc::from("green")]).is_empty());
+        let sock = SocketId::new(c.tag);
+        assert_eq!(m.route("/", &[Arc::from(sock.as_str())]), vec![id("c", 1)]);
+        let elsewhere = SocketId::new(NodeTag::derive("gone", 9));
+        assert!(m.route("/", &[Arc::from(elsewhere.as_str())]).is_empty());
+        assert_eq!(m.by_tag(c.tag).map(|p| p.id.clone()), Some(id("c", 1)));
+    }
+
+    #[test]
+    fn room_diff_adds_and_removes_keys() {
+        let old: HashSet<Arc<str>> = [Arc::from("a"), Arc::from("b")].into();
+        let new: HashSet<Arc<str>> = [Arc::from("b"), Arc::from("c")].into();
+        let (added, removed) = room_diff("/x", &old, &new);
+        assert_eq!(added, vec!["r:2:/xc".to_string()]);
+        assert_eq!(removed, vec!["r:2:/xa".to_string()]);
+    }
+
+    proptest! {
+        #[test]
+        fn room_keys_round_trip(ns in "/[^\u{0}]{0,20}", room in ".{0,40}") {
+            let key = room_key(&ns, &room);
+            prop_assert_eq!(parse_room_key(&key), Some((ns.as_str(), room.as_str())));
+        }
+
+        #[test]
+        fn room_key_parsing_never_panics(key in ".{0,40}") {
+            let _ = parse_room_key(&key);
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The cluster's Prometheus metrics, registered in the node's registry (same `/metrics`).
+//! Labels are fixed sets (direction, reason, kind, result), never peer names or rooms.
+
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+
+/// Cluster metrics.
+pub struct ClusterMetrics {
+    /// Live peers (this node excluded).
+    pub peers: IntGauge,
+    /// Mesh frames by direction (`in`, `out`).
+    pub mesh_messages: IntCounterVec,
+    /// Mesh bytes by direction.
+    pub mesh_bytes: IntCounterVec,
+    /// Mesh frames dropped, by reason (`queue_full`, `no_link`, `write_failed`, `bad_frame`).
+    pub mesh_dropped: IntCounterVec,
+    /// Client requests forwarded to the owning node, by kind (`polling`, `websocket`) and
+    /// result (`ok`, `unknown_owner`, `failed`).
+    pub forwarded: IntCounterVec,
+    /// Remote operations that timed out waiting for a peer, by kind.
+    pub remote_timeouts: IntCounterVec,
+}
+
+impl ClusterMetrics {
+    /// Create and register in `r` (the node's registry).
+    pub fn register(r: &Registry) -> Self {
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let m = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            // Names are unique constants here, registered once per process.
+            r.register(Box::new(m.clone())).expect("metric registered once");
+            m
+        };
+        let peers =
+            IntGauge::new("cluster_peers", "Live cluster peers (this node excluded).").expect("valid metric");
+        r.register(Box::new(peers.clone())).expect("metric registered once");
+        ClusterMetrics {
+            peers,
+            mesh_messages: counter_vec("mesh_messages_total", "Mesh frames by direction.", &["direction"]),
+            mesh_bytes: counter_vec("mesh_bytes_total", "Mesh bytes by direction.", &["direction"]),
+            mesh_dropped: counter_vec("mesh_dropped_total", "Mesh frames dropped by reason.", &["reason"]),
+            forwarded: counter_vec(
+                "forwarded_requests_total",
+                "Client requests forwarded to the node owning the session.",
+                &["kind", "result"],
+            ),
+            remote_timeouts: counter_vec(
+                "cluster_remote_timeouts_total",
+                "Remote operations that timed out waiting for a peer.",
+                &["kind"],
+            ),
+        }
+    }
+}
