@@ -135,10 +135,10 @@ fn skip_or_bin() -> Option<PathBuf> {
 #[tokio::test]
 async fn rendered_config_runs_a_hub_a_client_connects_to() {
     let Some(bin) = skip_or_bin() else { return };
-    let hub = start(
+    let mut hub = start(
         &bin,
         "contract",
-        json!({ "path": "/rt/", "pingIntervalMs": 12345, "upstream": { "mode": "None" } }),
+        json!({ "path": "/rt/", "pingIntervalMs": 12345, "shutdownGraceSeconds": 2, "upstream": { "mode": "None" } }),
     );
     let http = reqwest::Client::new();
     let base = format!("http://{}/rt/", hub.clients);
@@ -170,6 +170,25 @@ async fn rendered_config_runs_a_hub_a_client_connects_to() {
     }
     let metrics = http.get(format!("http://{}/metrics", hub.admin)).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
+
+    // SIGTERM (what the kubelet sends after the preStop sleep) drains within the rendered
+    // shutdown grace, well inside the pod's terminationGracePeriodSeconds.
+    let started = std::time::Instant::now();
+    let pid = hub.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = loop {
+        if let Some(status) = hub.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the hub did not stop within 10s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "drain exit status {status}");
+    assert!(
+        started.elapsed() <= Duration::from_secs(2 + 3),
+        "drain took {:?} with a 2s grace",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
