@@ -2,9 +2,10 @@
 //! into its ConfigMap, fed to the real `socketio-hub` binary, yields a hub that a real client
 //! connects to, whose probes answer on the admin port, and that honours the spec's settings.
 //!
-//! Only the listen addresses are overridden (`--listen/--admin-listen 127.0.0.1:0`, so tests
-//! never collide on ports) and the access-key file path (the Secret mount becomes a temp file,
-//! given with `--access-keys-file`). The binary is `target/debug/socketio-hub`
+//! Only the listen addresses are overridden (`--listen/--admin-listen 127.0.0.1:0`, and the
+//! gossip/mesh addresses when the binary has those flags, so tests never collide on ports) and
+//! the access-key file path (the Secret mount becomes a temp file, given with
+//! `--access-keys-file`). The binary is `target/debug/socketio-hub`
 //! (`SOCKETIO_HUB_BIN` overrides it); with `SIOH_CONTRACT_BUILD=1` the test builds it first.
 //! Without the binary the test prints a SKIP line.
 
@@ -43,6 +44,12 @@ fn hub_binary() -> Option<PathBuf> {
     bin.exists().then_some(bin)
 }
 
+/// Whether this build of the hub has the cluster address flags (`--gossip-listen` etc.).
+fn supports_cluster_flags(bin: &PathBuf) -> bool {
+    let help = Command::new(bin).arg("--help").output().expect("socketio-hub --help runs");
+    String::from_utf8_lossy(&help.stdout).contains("--gossip-listen")
+}
+
 struct Hub {
     child: Child,
     clients: String,
@@ -74,11 +81,25 @@ fn start(bin: &PathBuf, name: &str, spec: serde_json::Value) -> Hub {
     let keys = dir.join("accessKeys");
     std::fs::write(&keys, &secret.data.as_ref().unwrap()["accessKeys"].0).unwrap();
 
-    let mut child = Command::new(bin)
-        .arg("--config")
+    let mut cmd = Command::new(bin);
+    cmd.arg("--config")
         .arg(&config)
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--access-keys-file"])
-        .arg(&keys)
+        .arg(&keys);
+    if supports_cluster_flags(bin) {
+        // The rendered 0.0.0.0:7946/7947 would collide between concurrent tests; the seeds stay
+        // as rendered (unresolvable here, as they can be in a pod before DNS catches up).
+        let gossip = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+        cmd.args([
+            "--gossip-listen",
+            &gossip,
+            "--mesh-listen",
+            "127.0.0.1:0",
+            "--advertise-host",
+            "127.0.0.1",
+        ]);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .stdin(Stdio::null())
