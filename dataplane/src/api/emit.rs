@@ -99,10 +99,34 @@ pub async fn handle(hub: &Arc<Hub>, body: &[u8]) -> Result<Response, ApiError> {
     let ns = req.target.resolve(hub)?;
     let sel = &req.target.selector;
     let Some(timeout) = req.ack_timeout else {
-        let delivered =
-            ns.map_or(0, |ns| hub.emit(&ns, sel, &req.event, &req.args, req.delivery, None).delivered);
+        // `Hub::emit` also forwards to the other nodes of a cluster; with no socket of the
+        // namespace here, the peers may still have some (cluster). `delivered` counts this node.
+        let delivered = match ns {
+            Some(ns) => hub.emit(&ns, sel, &req.event, &req.args, req.delivery, None).delivered,
+            None => {
+                crate::cluster::forward_emit(
+                    hub,
+                    &req.target.namespace,
+                    sel,
+                    &req.event,
+                    &req.args,
+                    req.delivery,
+                );
+                0
+            }
+        };
         return Ok(json_response(StatusCode::ACCEPTED, &json!({ "delivered": delivered })));
     };
+    if crate::cluster::of(hub).is_some() {
+        // Cluster: ask clients on every node and collect their acks (cluster::emit_with_acks).
+        let ns = &req.target.namespace;
+        let r =
+            crate::cluster::emit_with_acks(hub, ns, sel, &req.event, &req.args, req.delivery, timeout).await;
+        let timed_out = r.timed_out();
+        let responses: Vec<Value> =
+            r.acks.iter().map(|(sid, args)| json!({ "sid": sid, "args": args_json(args) })).collect();
+        return Ok(json_response(StatusCode::OK, &json!({ "responses": responses, "timedOut": timed_out })));
+    }
     let deadline = tokio::time::Instant::now() + timeout;
     let (sink, mut rx) = mpsc::unbounded_channel();
     let outcome = match ns {

@@ -166,10 +166,10 @@ where
         Route::Rooms => rooms::rooms(hub, query::parse(&req.query)?),
         Route::Namespaces => rooms::namespaces(hub, query::parse(&req.query)?),
         Route::Emit => emit::handle(hub, &read(body).await?).await,
-        Route::SocketsJoin => sockets::change(hub, &read(body).await?, sockets::Change::Join),
-        Route::SocketsLeave => sockets::change(hub, &read(body).await?, sockets::Change::Leave),
-        Route::SocketsDisconnect => sockets::disconnect(hub, &read(body).await?),
-        Route::SocketsFetch => sockets::fetch(hub, &read(body).await?),
+        Route::SocketsJoin => sockets::change(hub, &read(body).await?, sockets::Change::Join).await,
+        Route::SocketsLeave => sockets::change(hub, &read(body).await?, sockets::Change::Leave).await,
+        Route::SocketsDisconnect => sockets::disconnect(hub, &read(body).await?).await,
+        Route::SocketsFetch => sockets::fetch(hub, &read(body).await?).await,
         Route::Tokens => tokens::mint(hub, &read(body).await?),
     }
 }

@@ -15,7 +15,7 @@ use super::fields::Fields;
 use super::target::{rooms_to_change, Target, MAX_LIST};
 use super::{json_response, Response};
 use crate::ids::Room;
-use crate::state::{Hub, Socket};
+use crate::state::Hub;
 
 /// Whether sockets join or leave rooms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,53 +61,47 @@ pub fn parse_fetch(body: &[u8]) -> Result<Target, ApiError> {
     Ok(target)
 }
 
-fn selected(hub: &Hub, target: &Target) -> Result<Vec<Arc<Socket>>, ApiError> {
-    Ok(target.resolve(hub)?.map(|ns| target.sockets(&ns)).unwrap_or_default())
-}
-
 fn matched(n: usize) -> Response {
     json_response(StatusCode::OK, &json!({ "matched": n }))
 }
 
-/// Serve `POST /sockets/join` or `/sockets/leave`.
-pub fn change(hub: &Hub, body: &[u8], change: Change) -> Result<Response, ApiError> {
+/// Serve `POST /sockets/join` or `/sockets/leave` (on every node of a cluster: `cluster::join`).
+pub async fn change(hub: &Arc<Hub>, body: &[u8], change: Change) -> Result<Response, ApiError> {
     let (target, rooms) = parse_change(body, change)?;
-    let sockets = selected(hub, &target)?;
-    for s in &sockets {
-        match change {
-            Change::Join => s.ns.join(s, &rooms),
-            Change::Leave => s.ns.leave(s, &rooms),
-        }
-    }
-    Ok(matched(sockets.len()))
+    target.resolve(hub)?;
+    let (ns, sel) = (&target.namespace, &target.selector);
+    let n = match change {
+        Change::Join => crate::cluster::join(hub, ns, sel, rooms).await,
+        Change::Leave => crate::cluster::leave(hub, ns, sel, rooms).await,
+    };
+    Ok(matched(n))
 }
 
-/// Serve `POST /sockets/disconnect`.
-pub fn disconnect(hub: &Hub, body: &[u8]) -> Result<Response, ApiError> {
+/// Serve `POST /sockets/disconnect` (on every node of a cluster).
+pub async fn disconnect(hub: &Arc<Hub>, body: &[u8]) -> Result<Response, ApiError> {
     let (target, close) = parse_disconnect(body)?;
-    let sockets = selected(hub, &target)?;
-    for s in &sockets {
-        hub.disconnect_socket(s, close);
-    }
-    Ok(matched(sockets.len()))
+    target.resolve(hub)?;
+    Ok(matched(crate::cluster::disconnect(hub, &target.namespace, &target.selector, close).await))
 }
 
-/// Serve `POST /sockets/fetch`.
-pub fn fetch(hub: &Hub, body: &[u8]) -> Result<Response, ApiError> {
+/// Serve `POST /sockets/fetch` (sockets of every node of a cluster, this node's first).
+pub async fn fetch(hub: &Arc<Hub>, body: &[u8]) -> Result<Response, ApiError> {
     let target = parse_fetch(body)?;
-    let sockets: Vec<Value> = selected(hub, &target)?.iter().map(|s| describe(s)).collect();
+    target.resolve(hub)?;
+    let sockets: Vec<Value> = crate::cluster::fetch_sockets(hub, &target.namespace, &target.selector)
+        .await
+        .into_iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "namespace": s.namespace,
+                "rooms": s.rooms,
+                "handshake": serde_json::from_str::<Value>(&s.handshake).unwrap_or(Value::Null),
+                "recovered": s.recovered,
+            })
+        })
+        .collect();
     Ok(json_response(StatusCode::OK, &json!({ "sockets": sockets })))
-}
-
-/// One socket as `fetch` returns it.
-fn describe(s: &Socket) -> Value {
-    json!({
-        "id": s.id.as_str(),
-        "namespace": &*s.ns.name,
-        "rooms": s.rooms(),
-        "handshake": s.handshake_json(),
-        "recovered": s.recovered,
-    })
 }
 
 #[cfg(test)]

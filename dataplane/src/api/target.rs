@@ -47,13 +47,6 @@ impl Target {
     pub fn resolve(&self, hub: &Hub) -> Result<Option<Arc<Namespace>>, ApiError> {
         lookup(hub, &self.namespace)
     }
-
-    /// The selected sockets (collected first: acting on them may take the room lock).
-    pub fn sockets(&self, ns: &Namespace) -> Vec<Arc<crate::state::Socket>> {
-        let mut out = Vec::new();
-        ns.select(&self.selector, |s| out.push(s.clone()));
-        out
-    }
 }
 
 /// Look a namespace up without creating it.

@@ -72,6 +72,8 @@ pub struct SocketInfo {
     pub rooms: Vec<String>,
     /// The handshake as JSON text.
     pub handshake: String,
+    /// Whether connection state recovery restored it.
+    pub recovered: bool,
 }
 
 /// The answer to a request.
@@ -120,12 +122,12 @@ pub enum Msg {
         /// The answer.
         reply: Reply,
     },
-    /// How many local clients a `Broadcast { ack: Some(id) }` asked for an ack.
+    /// Which local clients a `Broadcast { ack: Some(id) }` asked for an ack.
     AckCount {
         /// Request id.
         id: u64,
-        /// Clients asked.
-        expected: u32,
+        /// Socket ids of the clients asked.
+        sockets: Vec<String>,
     },
     /// One client's ack to `Broadcast { ack: Some(id) }`.
     Ack {
@@ -235,14 +237,15 @@ pub fn encode(msg: &Msg) -> Bytes {
                         w.str(&s.namespace);
                         w.list(&s.rooms);
                         w.str(&s.handshake);
+                        w.0.put_u8(u8::from(s.recovered));
                     }
                 }
             }
         }
-        Msg::AckCount { id, expected } => {
+        Msg::AckCount { id, sockets } => {
             w.0.put_u8(K_ACK_COUNT);
             w.0.put_u64(*id);
-            w.0.put_u32(*expected);
+            w.list(sockets);
         }
         Msg::Ack { id, socket, args } => {
             w.0.put_u8(K_ACK);
@@ -382,6 +385,7 @@ pub fn decode(body: &Bytes) -> Result<Msg, DecodeError> {
                             namespace: r.str()?,
                             rooms: r.strings()?,
                             handshake: r.str()?,
+                            recovered: r.u8()? != 0,
                         });
                     }
                     Reply::Sockets(list)
@@ -390,7 +394,7 @@ pub fn decode(body: &Bytes) -> Result<Msg, DecodeError> {
             };
             Msg::Reply { id, reply }
         }
-        K_ACK_COUNT => Msg::AckCount { id: r.u64()?, expected: r.u32()? },
+        K_ACK_COUNT => Msg::AckCount { id: r.u64()?, sockets: r.strings()? },
         K_ACK => Msg::Ack { id: r.u64()?, socket: r.str()?, args: r.args()? },
         K_SERVER_EMIT => Msg::ServerEmit { ns: r.str()?, event: r.str()?, args: r.args()? },
         k => return Err(DecodeError::Kind(k)),
@@ -496,9 +500,10 @@ mod tests {
                 namespace: "/".into(),
                 rooms: vec![sock.to_string(), "r".into()],
                 handshake: "{}".into(),
+                recovered: true,
             }]),
         });
-        round_trip(Msg::AckCount { id: 4, expected: 10 });
+        round_trip(Msg::AckCount { id: 4, sockets: vec![sock.to_string()] });
         round_trip(Msg::Ack { id: 4, socket: sock.to_string(), args: args() });
         round_trip(Msg::ServerEmit { ns: "/".into(), event: "ping".into(), args: args() });
     }
@@ -514,7 +519,7 @@ mod tests {
         // A list claiming 2^32-1 entries in a few bytes is refused before allocating.
         let huge = [K_REQUEST, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, b'/', 0xff, 0xff, 0xff, 0xff];
         assert_eq!(decode(&Bytes::copy_from_slice(&huge)), Err(DecodeError::Truncated));
-        let mut trailing = encode(&Msg::AckCount { id: 1, expected: 1 }).slice(4..).to_vec();
+        let mut trailing = encode(&Msg::AckCount { id: 1, sockets: vec![] }).slice(4..).to_vec();
         trailing.push(0);
         assert_eq!(decode(&Bytes::from(trailing)), Err(DecodeError::Malformed));
     }

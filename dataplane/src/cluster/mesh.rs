@@ -299,12 +299,12 @@ mod tests {
             }));
         let link = Link::open(id("a"), id("b"), addr, 16, metrics.clone());
         for i in 0..10 {
-            assert_eq!(link.send(codec::encode(&Msg::AckCount { id: i, expected: 0 })), Queued::Yes);
+            assert_eq!(link.send(codec::encode(&Msg::AckCount { id: i, sockets: vec![] })), Queued::Yes);
         }
         for i in 0..10 {
             let (from, msg) = rx.recv().await.unwrap();
             assert_eq!(from, id("a"));
-            assert_eq!(msg, Msg::AckCount { id: i, expected: 0 });
+            assert_eq!(msg, Msg::AckCount { id: i, sockets: vec![] });
         }
         // The peer goes away and comes back on the same port: the link redials by itself.
         server.abort();
@@ -323,7 +323,7 @@ mod tests {
         let got = tokio::time::timeout(Duration::from_secs(10), async {
             let mut i = 100;
             loop {
-                link.send(codec::encode(&Msg::AckCount { id: i, expected: 0 }));
+                link.send(codec::encode(&Msg::AckCount { id: i, sockets: vec![] }));
                 i += 1;
                 tokio::select! {
                     m = rx2.recv() => break m.unwrap(),
@@ -344,7 +344,7 @@ mod tests {
         let addr = probe.local_addr().unwrap();
         drop(probe);
         let link = Link::open(id("a"), id("b"), addr, 4, metrics);
-        let frame = codec::encode(&Msg::AckCount { id: 1, expected: 0 });
+        let frame = codec::encode(&Msg::AckCount { id: 1, sockets: vec![] });
         let results: Vec<Queued> = (0..8).map(|_| link.send(frame.clone())).collect();
         assert_eq!(results.iter().filter(|q| **q == Queued::Full).count(), 4);
     }

@@ -77,12 +77,20 @@ pub struct ServerEvent {
 /// Acks collected by `emit_with_acks`.
 #[derive(Debug, Default)]
 pub struct AckResult {
-    /// Clients asked for an ack, on every node that answered in time.
-    pub expected: usize,
+    /// Socket ids of the clients asked for an ack, on every node that answered in time.
+    pub asked: Vec<String>,
     /// The acks received before the deadline: socket id and arguments.
     pub acks: Vec<(String, Args)>,
     /// Whether every node answered and every client acked before the deadline.
     pub complete: bool,
+}
+
+impl AckResult {
+    /// The clients asked that did not answer in time.
+    pub fn timed_out(&self) -> Vec<&str> {
+        let answered: std::collections::HashSet<&str> = self.acks.iter().map(|(s, _)| s.as_str()).collect();
+        self.asked.iter().map(String::as_str).filter(|s| !answered.contains(s)).collect()
+    }
 }
 
 enum Waiter {
@@ -91,7 +99,7 @@ enum Waiter {
 }
 
 enum AckEvent {
-    Count(u32),
+    Asked(Vec<String>),
     Ack(String, Args),
 }
 
@@ -333,9 +341,9 @@ impl Cluster {
                     let _ = tx.send(reply);
                 }
             }
-            Msg::AckCount { id, expected } => {
+            Msg::AckCount { id, sockets } => {
                 if let Some(Waiter::Acks(tx)) = self.waiters.lock().get(&id) {
-                    let _ = tx.send(AckEvent::Count(expected));
+                    let _ = tx.send(AckEvent::Asked(sockets));
                 }
             }
             Msg::Ack { id, socket, args } => {
@@ -363,7 +371,7 @@ impl Cluster {
     ) {
         let Some(namespace) = hub.existing_namespace(ns) else {
             if let Some(id) = ack {
-                self.send(from, codec::encode(&Msg::AckCount { id, expected: 0 }));
+                self.send(from, codec::encode(&Msg::AckCount { id, sockets: Vec::new() }));
             }
             return;
         };
@@ -375,7 +383,8 @@ impl Cluster {
         let result = hub.emit_local(&namespace, sel, event, args, delivery, Some(&sink));
         drop(sink);
         let expected = result.awaiting_ack.len();
-        self.send(from, codec::encode(&Msg::AckCount { id, expected: expected as u32 }));
+        let asked = result.awaiting_ack.iter().map(|s| s.id.to_string()).collect();
+        self.send(from, codec::encode(&Msg::AckCount { id, sockets: asked }));
         if expected == 0 {
             return;
         }
@@ -494,6 +503,7 @@ pub fn local_op(hub: &Arc<Hub>, ns: &str, sel: &Selector, op: &Op) -> Reply {
                     namespace: ns.to_string(),
                     rooms: s.rooms(),
                     handshake: s.handshake_json().to_string(),
+                    recovered: s.recovered,
                 })
                 .collect(),
         ),
@@ -548,14 +558,16 @@ pub fn server_side_emit(hub: &Hub, ns: &str, event: &str, args: &Args) -> usize 
     c.broadcast_to(&peers, &Msg::ServerEmit { ns: ns.into(), event: event.into(), args: args.clone() })
 }
 
-/// Emit to the selected sockets of every node and collect their acks until all arrived or
-/// `timeout` passed.
+/// Emit to the selected sockets of every node and collect their acks until every client
+/// asked has answered or `timeout` passed. A peer that does not say whom it asked in time
+/// counts as no recipients (its late acks are ignored).
 pub async fn emit_with_acks(
     hub: &Arc<Hub>,
     ns: &str,
     sel: &Selector,
     event: &str,
     args: &Args,
+    delivery: Delivery,
     timeout: Duration,
 ) -> AckResult {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -572,28 +584,30 @@ pub async fn emit_with_acks(
                 sel: sel.clone(),
                 event: event.into(),
                 args: args.clone(),
-                volatile: false,
+                volatile: delivery == Delivery::Volatile,
                 ack: Some(id),
             };
             peers_left = c.broadcast_to(&peers, &msg);
             request = Some((c, id));
         }
     }
-    // Local sockets answer into the same channel.
-    let (local_tx, mut local_rx) = mpsc::unbounded_channel::<(SocketId, Args)>();
-    let mut local = None;
-    if let Some(namespace) = hub.existing_namespace(ns) {
-        let b = hub.emit_local(&namespace, sel, event, args, Delivery::Reliable, Some(&local_tx));
-        local = Some(b);
-    }
-    drop(local_tx);
     drop(tx);
-    let mut out =
-        AckResult { expected: local.as_ref().map_or(0, |b| b.awaiting_ack.len()), ..Default::default() };
-    let mut local_open = out.expected > 0;
+    // Local sockets answer into their own channel.
+    let (local_tx, mut local_rx) = mpsc::unbounded_channel::<(SocketId, Args)>();
+    let local =
+        hub.existing_namespace(ns).map(|n| hub.emit_local(&n, sel, event, args, delivery, Some(&local_tx)));
+    drop(local_tx);
+    let mut out = AckResult::default();
+    if let Some(b) = &local {
+        out.asked.extend(b.awaiting_ack.iter().map(|s| s.id.to_string()));
+    }
+    let (mut local_open, mut remote_open) = (!out.asked.is_empty(), request.is_some());
     loop {
-        if peers_left == 0 && out.acks.len() >= out.expected {
+        if peers_left == 0 && out.acks.len() >= out.asked.len() {
             out.complete = true;
+            break;
+        }
+        if !local_open && !remote_open {
             break;
         }
         tokio::select! {
@@ -601,17 +615,13 @@ pub async fn emit_with_acks(
                 Some((socket, args)) => out.acks.push((socket.to_string(), args)),
                 None => local_open = false,
             },
-            e = rx.recv() => match e {
-                Some(AckEvent::Count(n)) => {
+            e = rx.recv(), if remote_open => match e {
+                Some(AckEvent::Asked(sockets)) => {
                     peers_left = peers_left.saturating_sub(1);
-                    out.expected += n as usize;
+                    out.asked.extend(sockets);
                 }
                 Some(AckEvent::Ack(socket, args)) => out.acks.push((socket, args)),
-                None => {
-                    if !local_open {
-                        break;
-                    }
-                }
+                None => remote_open = false,
             },
             _ = tokio::time::sleep_until(deadline) => break,
         }
@@ -630,6 +640,14 @@ pub async fn emit_with_acks(
         }
     }
     out
+}
+
+/// Forward an emit to the peers only: for callers on a node where the namespace has no
+/// sockets (so `Hub::emit`, which needs the local namespace, is not called). No-op alone.
+pub fn forward_emit(hub: &Hub, ns: &str, sel: &Selector, event: &str, args: &Args, delivery: Delivery) {
+    if let Some(c) = of(hub) {
+        c.forward_emit(ns, sel, event, args, delivery);
+    }
 }
 
 /// Which node owns `sid`, for tests and the admin view: `None` when it is this node.
