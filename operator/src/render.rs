@@ -461,6 +461,8 @@ fn hub_config(names: &Names, spec: &SocketIOHubSpec, endpoint: &str) -> Result<H
     // One DNS name for all seeds: the headless Service resolves to every pod, so scaling does not
     // change the configuration (and does not roll the pods).
     c.cluster.seeds = vec![format!("{}.{}.svc:{GOSSIP_PORT}", names.headless, names.namespace)];
+    // Pods of another hub never join this one, even if a stale seed address now belongs to them.
+    c.cluster.cluster_id = Some(format!("{}/{}", names.namespace, names.hub));
     c.cluster.gossip_listen = Some(any(GOSSIP_PORT));
     c.cluster.mesh_listen = Some(any(MESH_PORT));
     c.log.level = spec.log.level.clone();

@@ -26,6 +26,7 @@ fn empty_spec_renders_a_runnable_hub() {
     parsed.validate().unwrap();
     assert_eq!(parsed, r.config);
     assert_eq!(parsed.cluster.seeds, vec!["chat-headless.apps.svc:7946".to_string()]);
+    assert_eq!(parsed.cluster.cluster_id.as_deref(), Some("apps/chat"));
     assert_eq!(parsed.auth.access_keys_file.as_deref(), Some("/etc/socketio-hub/secret/accessKeys"));
     assert_eq!(parsed.listen.port(), 3000);
     assert_eq!(parsed.admin_listen.port(), 9090);
