@@ -127,13 +127,28 @@ impl Socket {
     /// Run `job` after every job queued before it for this socket (per-socket ordering of
     /// upstream calls), without a task per idle socket.
     pub fn enqueue_upstream(self: &Arc<Self>, job: impl Future<Output = ()> + Send + 'static) {
-        let mut q = self.upstream.lock();
-        q.jobs.push_back(Box::pin(job));
-        if q.running {
-            return;
+        let mut job: Job = Box::pin(job);
+        {
+            let mut q = self.upstream.lock();
+            if q.running {
+                q.jobs.push_back(job);
+                return;
+            }
+            q.running = true;
         }
-        q.running = true;
-        drop(q);
+        // Most jobs of a passive upstream are ready at once: run them inline (without the
+        // lock, so a job may enqueue more), sparing a task per connect and disconnect.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if job.as_mut().poll(&mut cx).is_ready() {
+            let mut q = self.upstream.lock();
+            if q.jobs.is_empty() {
+                q.running = false;
+                q.jobs = VecDeque::new();
+                return;
+            }
+        } else {
+            self.upstream.lock().jobs.push_front(job);
+        }
         let me = self.clone();
         tokio::spawn(async move {
             loop {
