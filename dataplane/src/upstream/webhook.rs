@@ -20,7 +20,7 @@ use super::{BoxFut, ConnectDecision, ConnectRequest, EventCall, Upstream};
 use crate::auth::AccessKeys;
 use crate::ids::Room;
 use crate::metrics::Metrics;
-use crate::state::{Args, Socket};
+use crate::state::{Args, Namespace, Socket};
 
 /// Why a webhook call failed (a metric label each).
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +180,21 @@ impl Upstream for Webhook {
                         .as_ref()
                         .and_then(|a| a.get("rooms"))
                         .and_then(Value::as_array)
-                        .map(|rs| rs.iter().filter_map(Value::as_str).map(Room::from).collect())
+                        .map(|rs| {
+                            // A room named like a socket id would capture that socket's direct
+                            // messages; such names (and empty ones) are refused here.
+                            rs.iter()
+                                .filter_map(Value::as_str)
+                                .filter(|r| {
+                                    let ok = Namespace::is_public_room_name(r);
+                                    if !ok {
+                                        tracing::warn!(room = %r, "webhook connect answer names an invalid room; ignored");
+                                    }
+                                    ok
+                                })
+                                .map(Room::from)
+                                .collect()
+                        })
                         .unwrap_or_default();
                     ConnectDecision::Accept { rooms }
                 }
