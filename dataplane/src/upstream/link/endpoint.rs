@@ -385,22 +385,19 @@ fn packet(
     match p.kind {
         PacketType::Connect => {
             let pending = session.state.lock().pending.remove(p.nsp);
-            match pending {
-                Some(mut pending) => {
-                    reg.metrics.connect_seconds.observe(pending.sent_at.elapsed().as_secs_f64());
-                    let app_id = p
-                        .data
-                        .and_then(|d| serde_json::from_str::<Value>(d).ok())
-                        .and_then(|v| v.get("sid").and_then(Value::as_str).and_then(SocketId::parse));
-                    if let Some(app_id) = app_id.filter(|_| !pending.prep.is_recovery()) {
-                        // The SDK answers with the id the hub proposed; another server may pick its own.
-                        pending.prep.id = app_id;
-                    }
-                    hub.admit(conn, pending.prep, pending.rooms);
+            // No pending connect: a re-bound socket's new `connection` on this server (the
+            // client is connected already), or a connect that timed out meanwhile.
+            if let Some(mut pending) = pending {
+                reg.metrics.connect_seconds.observe(pending.sent_at.elapsed().as_secs_f64());
+                let app_id = p
+                    .data
+                    .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                    .and_then(|v| v.get("sid").and_then(Value::as_str).and_then(SocketId::parse));
+                if let Some(app_id) = app_id.filter(|_| !pending.prep.is_recovery()) {
+                    // The SDK answers with the id the hub proposed; another server may pick its own.
+                    pending.prep.id = app_id;
                 }
-                // A re-bound socket's new `connection` on this server (the client is connected
-                // already), or a connect that timed out meanwhile: nothing to tell the client.
-                None => {}
+                hub.admit(conn, pending.prep, pending.rooms);
             }
         }
         PacketType::ConnectError => {
