@@ -189,6 +189,11 @@ async fn reconcile_hub(hub: &SocketIOHub, ctx: &Context) -> Result<Reconciled, E
             write_status(hub, ctx, generation, &Outcome::Invalid(msg), Some(&rendered)).await?;
             Ok(Reconciled::Invalid)
         }
+        Err(e) if namespace_terminating(&e) => {
+            // The namespace is going away and takes the hub with it: nothing to retry.
+            tracing::debug!(hub = %key(hub), "namespace is terminating; not reconciling");
+            Ok(Reconciled::Deleting)
+        }
         Err(e) => {
             // Best effort: tell the person why nothing moves; the original error is what counts.
             let outcome = Outcome::Failed(e.to_string());
@@ -201,6 +206,19 @@ async fn reconcile_hub(hub: &SocketIOHub, ctx: &Context) -> Result<Reconciled, E
 }
 
 /// Create the access-key Secret if absent; check it if present. `Ok(Err(msg))`: unusable Secret.
+/// Whether the API server refused a write because the namespace is being deleted.
+fn namespace_terminating(e: &Error) -> bool {
+    match e {
+        Error::Kube { source: kube::Error::Api(s), .. } => {
+            s.code == 403
+                && s.details
+                    .as_ref()
+                    .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
+        }
+        _ => false,
+    }
+}
+
 async fn ensure_secret(
     hub: &SocketIOHub,
     ctx: &Context,
@@ -370,8 +388,25 @@ async fn publish(ctx: &Context, hub: &SocketIOHub, type_: EventType, reason: &st
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::{backoff, namespace_terminating, Error};
     use std::time::Duration;
+
+    fn api_error(status: serde_json::Value) -> Error {
+        let status: kube::core::Status = serde_json::from_value(status).unwrap();
+        Error::Kube { action: "creating Secret x".into(), source: kube::Error::Api(Box::new(status)) }
+    }
+
+    #[test]
+    fn namespace_termination_is_recognised_by_its_cause() {
+        let terminating = api_error(serde_json::json!({
+            "code": 403, "reason": "Forbidden", "message": "unable to create new content in namespace a",
+            "details": { "causes": [{ "reason": "NamespaceTerminating", "message": "namespace a is being terminated" }] },
+        }));
+        assert!(namespace_terminating(&terminating));
+        let rbac =
+            api_error(serde_json::json!({ "code": 403, "reason": "Forbidden", "message": "cannot create" }));
+        assert!(!namespace_terminating(&rbac), "a plain RBAC refusal must stay an error");
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
