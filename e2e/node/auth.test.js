@@ -14,7 +14,7 @@ before(async () => {
     permissions: [{ namespace: '/', join: ['*'], emit: ['*'] }],
   });
 });
-after(async () => { await hub.close(); });
+after(async () => { if (hub) await hub.close(); });
 afterEach(() => clients.closeAll());
 
 // A refusal must say what is wrong with the token, not look like a network failure.

@@ -20,7 +20,7 @@ let hub;
 const clients = new Clients();
 const sockets = [];
 before(async () => { hub = await startHub(config); });
-after(async () => { await hub.close(); });
+after(async () => { if (hub) await hub.close(); });
 afterEach(async () => {
   for (const ws of sockets.splice(0)) ws.terminate();
   clients.closeAll();

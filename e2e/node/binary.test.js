@@ -10,7 +10,7 @@ const { Clients, call, once } = require('../harness/client');
 let hub;
 const clients = new Clients();
 before(async () => { hub = await startHub({ permissions: [{ namespace: '/', join: ['*'], emit: ['*'] }] }); });
-after(async () => { await hub.close(); });
+after(async () => { if (hub) await hub.close(); });
 afterEach(() => clients.closeAll());
 
 const bytes = (n, seed) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));

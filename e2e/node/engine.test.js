@@ -19,7 +19,7 @@ before(async () => {
     permissions: [{ namespace: '/', join: ['*'], emit: ['*'] }],
   });
 });
-after(async () => { await hub.close(); });
+after(async () => { if (hub) await hub.close(); });
 afterEach(() => {
   for (const ws of sockets.splice(0)) ws.terminate();
   clients.closeAll();

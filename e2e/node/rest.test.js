@@ -16,7 +16,7 @@ before(async () => {
     permissions: [{ namespace: '*', join: ['*'], emit: ['*'] }],
   });
 });
-after(async () => { await hub.close(); });
+after(async () => { if (hub) await hub.close(); });
 afterEach(() => clients.closeAll());
 
 const rest = (method, path, body, opts = {}) => restCall(hub, method, path, body, { key: ACCESS_KEY, ...opts });

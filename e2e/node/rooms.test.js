@@ -19,7 +19,7 @@ let hub;
 const clients = new Clients();
 const managers = [];
 before(async () => { hub = await startHub(config); });
-after(async () => { await hub.close(); });
+after(async () => { if (hub) await hub.close(); });
 afterEach(() => {
   clients.closeAll();
   for (const m of managers.splice(0)) m.engine && m.engine.close();

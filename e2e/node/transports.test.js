@@ -12,7 +12,7 @@ const config = { permissions: [{ namespace: '/', join: ['*'], emit: ['*'] }] };
 let hub;
 const clients = new Clients();
 before(async () => { hub = await startHub(config); });
-after(async () => { await hub.close(); });
+after(async () => { if (hub) await hub.close(); });
 afterEach(() => clients.closeAll());
 
 async function roundTrip(sender, receiver, room) {

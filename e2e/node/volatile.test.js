@@ -9,7 +9,7 @@ const { Clients, call, collector } = require('../harness/client');
 let hub;
 const clients = new Clients();
 before(async () => { hub = await startHub({ permissions: [{ namespace: '/', join: ['*'], emit: ['*'] }] }); });
-after(async () => { await hub.close(); });
+after(async () => { if (hub) await hub.close(); });
 afterEach(() => clients.closeAll());
 
 for (const transport of ['websocket', 'polling']) {

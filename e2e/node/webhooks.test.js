@@ -22,8 +22,8 @@ before(async () => {
   });
 });
 after(async () => {
-  await hub.close();
-  await app.close();
+  if (hub) await hub.close();
+  if (app) await app.close();
 });
 afterEach(async () => {
   clients.closeAll();
