@@ -27,6 +27,7 @@ async function freePort(host) {
 }
 
 function nodeConfig(spec, seeds, extra) {
+  const { cluster = {}, ...rest } = extra;
   return {
     cluster: {
       node_name: spec.name,
@@ -35,9 +36,10 @@ function nodeConfig(spec, seeds, extra) {
       mesh_listen: `${spec.host}:0`,
       gossip_interval_ms: 100,
       request_timeout_ms: 2000,
+      ...cluster,
     },
     permissions: [{ namespace: '/', join: ['*'], emit: ['*'] }],
-    ...extra,
+    ...rest,
   };
 }
 

@@ -138,6 +138,14 @@ pub enum Msg {
         /// Its arguments.
         args: Args,
     },
+    /// Rooms that just gained their first member on the sender: a fast path ahead of gossip,
+    /// so broadcasts route to the sender without waiting for a gossip round.
+    Rooms {
+        /// Namespace.
+        ns: String,
+        /// The rooms.
+        added: Vec<String>,
+    },
     /// `serverSideEmit`: an event for the application servers linked to the receiving node.
     ServerEmit {
         /// Namespace.
@@ -155,6 +163,7 @@ const K_REPLY: u8 = 3;
 const K_ACK_COUNT: u8 = 4;
 const K_ACK: u8 = 5;
 const K_SERVER_EMIT: u8 = 6;
+const K_ROOMS: u8 = 7;
 
 struct W(BytesMut);
 
@@ -252,6 +261,11 @@ pub fn encode(msg: &Msg) -> Bytes {
             w.0.put_u64(*id);
             w.str(socket);
             w.args(args);
+        }
+        Msg::Rooms { ns, added } => {
+            w.0.put_u8(K_ROOMS);
+            w.str(ns);
+            w.list(added);
         }
         Msg::ServerEmit { ns, event, args } => {
             w.0.put_u8(K_SERVER_EMIT);
@@ -397,6 +411,7 @@ pub fn decode(body: &Bytes) -> Result<Msg, DecodeError> {
         K_ACK_COUNT => Msg::AckCount { id: r.u64()?, sockets: r.strings()? },
         K_ACK => Msg::Ack { id: r.u64()?, socket: r.str()?, args: r.args()? },
         K_SERVER_EMIT => Msg::ServerEmit { ns: r.str()?, event: r.str()?, args: r.args()? },
+        K_ROOMS => Msg::Rooms { ns: r.str()?, added: r.strings()? },
         k => return Err(DecodeError::Kind(k)),
     };
     if r.at != body.len() {
@@ -506,6 +521,7 @@ mod tests {
         round_trip(Msg::AckCount { id: 4, sockets: vec![sock.to_string()] });
         round_trip(Msg::Ack { id: 4, socket: sock.to_string(), args: args() });
         round_trip(Msg::ServerEmit { ns: "/".into(), event: "ping".into(), args: args() });
+        round_trip(Msg::Rooms { ns: "/chat".into(), added: vec!["a".into(), "b".into()] });
     }
 
     #[test]

@@ -125,13 +125,45 @@ pub enum Change {
     Down(NodeId),
 }
 
+/// How long a mesh room hint stands without gossip confirming it (gossip is authoritative;
+/// by then it has caught up, and an unconfirmed hint is a room that emptied again).
+pub const HINT_TTL_MS: u64 = 5_000;
+
 /// The live peers (this node excluded).
 #[derive(Debug, Default, Clone)]
 pub struct Membership {
     peers: BTreeMap<NodeId, Peer>,
+    /// Rooms peers announced over the mesh ahead of gossip: peer → (namespace, room) → when (ms).
+    hints: HashMap<NodeId, HashMap<(Arc<str>, Arc<str>), u64>>,
 }
 
 impl Membership {
+    /// Record rooms `peer` announced over the mesh at `now_ms` (routed to until gossip confirms
+    /// or `HINT_TTL_MS` passes). Hints of unknown peers are kept: the mesh can outrun gossip.
+    pub fn hint(&mut self, peer: &NodeId, ns: &str, rooms: &[String], now_ms: u64) {
+        let hints = self.hints.entry(peer.clone()).or_default();
+        for r in rooms {
+            hints.insert((Arc::from(ns), Arc::from(r.as_str())), now_ms);
+        }
+    }
+
+    /// Drop hints that gossip confirmed or that expired.
+    pub fn expire_hints(&mut self, now_ms: u64) {
+        let peers = &self.peers;
+        self.hints.retain(|id, hints| {
+            let peer = peers.get(id);
+            hints.retain(|(ns, room), at| {
+                let confirmed = peer.is_some_and(|p| p.rooms.get(ns).is_some_and(|s| s.contains(room)));
+                !confirmed && now_ms.saturating_sub(*at) < HINT_TTL_MS
+            });
+            !hints.is_empty()
+        });
+    }
+
+    fn hinted(&self, id: &NodeId, ns: &str, rooms: &[Arc<str>]) -> bool {
+        self.hints.get(id).is_some_and(|h| rooms.iter().any(|r| h.contains_key(&(Arc::from(ns), r.clone()))))
+    }
+
     /// Replace the view with a snapshot of live peers; returns the changes, `Down` first.
     pub fn apply(&mut self, live: Vec<Peer>) -> Vec<Change> {
         let next: BTreeMap<NodeId, Peer> = live.into_iter().map(|p| (p.id.clone(), p)).collect();
@@ -149,6 +181,11 @@ impl Membership {
             }
         }
         self.peers = next;
+        for c in &changes {
+            if let Change::Down(id) = c {
+                self.hints.remove(id);
+            }
+        }
         changes
     }
 
@@ -193,7 +230,10 @@ impl Membership {
         }
         self.peers
             .values()
-            .filter(|p| owners.contains(&p.tag) || (!named.is_empty() && p.has_any(ns, &named)))
+            .filter(|p| {
+                owners.contains(&p.tag)
+                    || (!named.is_empty() && (p.has_any(ns, &named) || self.hinted(&p.id, ns, &named)))
+            })
             .map(|p| p.id.clone())
             .collect()
     }
@@ -279,6 +319,29 @@ mod tests {
         let elsewhere = SocketId::new(NodeTag::derive("gone", 9));
         assert!(m.route("/", &[Arc::from(elsewhere.as_str())]).is_empty());
         assert_eq!(m.by_tag(c.tag).map(|p| p.id.clone()), Some(id("c", 1)));
+    }
+
+    #[test]
+    fn mesh_hints_route_ahead_of_gossip_until_confirmed_or_expired() {
+        let mut m = Membership::default();
+        let a = peer("a", 1, 7000, &[]);
+        m.apply(vec![a.clone()]);
+        assert!(m.route("/", &[Arc::from("fresh")]).is_empty());
+        m.hint(&a.id, "/", &["fresh".to_string()], 1_000);
+        assert_eq!(m.route("/", &[Arc::from("fresh")]), vec![id("a", 1)], "routed on the hint alone");
+        m.expire_hints(1_000 + HINT_TTL_MS - 1);
+        assert_eq!(m.route("/", &[Arc::from("fresh")]).len(), 1, "not expired yet");
+        m.expire_hints(1_000 + HINT_TTL_MS);
+        assert!(m.route("/", &[Arc::from("fresh")]).is_empty(), "an unconfirmed hint expires");
+        // Gossip confirming a room retires its hint; gossip is then the only source.
+        m.hint(&a.id, "/", &["r".to_string()], 2_000);
+        m.apply(vec![peer("a", 1, 7000, &[("/", "r")])]);
+        m.expire_hints(2_001);
+        assert!(m.hints.is_empty());
+        // A peer going down takes its hints along.
+        m.hint(&a.id, "/", &["x".to_string()], 3_000);
+        m.apply(vec![]);
+        assert!(m.hints.is_empty());
     }
 
     #[test]

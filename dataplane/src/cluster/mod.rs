@@ -15,9 +15,10 @@
 //!   id names); a broadcast received from a peer is emitted locally only, never re-forwarded;
 //! - nothing waits on a peer without a deadline (`request_timeout`), and every send is a
 //!   non-blocking push into a bounded per-peer queue;
-//! - routing is eventually consistent: a room that gains its first member on a node is routable
-//!   from the others once gossip carried it (≈ one or two gossip rounds); a dead node leaves
-//!   routing within ≈ (`PHI_THRESHOLD` + 1) × `gossip_interval`.
+//! - routing is eventually consistent: a room that gains its first member on a node is
+//!   announced to the peers over the mesh within one publish tick (`gossip::PUBLISH_EVERY`,
+//!   20 ms) and confirmed by gossip (≈ one gossip round); a dead node leaves routing within
+//!   ≈ (`PHI_THRESHOLD` + 1) × `gossip_interval`.
 
 pub mod codec;
 mod forward;
@@ -150,6 +151,7 @@ pub struct Cluster {
     http: forward::HttpClient,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     gossip: Mutex<Option<Arc<chitchat::ChitchatHandle>>>,
+    epoch: std::time::Instant,
 }
 
 /// Where peers reach this node: the advertised host with a bound port.
@@ -199,6 +201,7 @@ impl Cluster {
             http: forward::client(),
             tasks: Mutex::new(Vec::new()),
             gossip: Mutex::new(None),
+            epoch: std::time::Instant::now(),
         });
         let info = gossip::SelfInfo {
             id: me.clone(),
@@ -247,9 +250,14 @@ impl Cluster {
         self.links.lock().clear();
     }
 
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
     fn apply_membership(&self, peers: Vec<membership::Peer>) {
         let mut m = self.membership.write();
         let changes = m.apply(peers);
+        m.expire_hints(self.now_ms());
         self.metrics.peers.set(m.len() as i64);
         drop(m);
         let mut links = self.links.lock();
@@ -282,6 +290,19 @@ impl Cluster {
     /// Subscribe to `serverSideEmit` events arriving from other nodes.
     pub fn server_events(&self) -> broadcast::Receiver<ServerEvent> {
         self.server_events.subscribe()
+    }
+
+    /// Tell every peer, over the mesh, which rooms just gained their first member here, so
+    /// they route to this node before gossip carries the change.
+    fn announce_rooms(&self, ns: &str, added: Vec<String>) {
+        let peers: Vec<NodeId> = self.membership.read().peers().map(|p| p.id.clone()).collect();
+        self.broadcast_to(&peers, &Msg::Rooms { ns: ns.to_string(), added });
+    }
+
+    /// Drop mesh room hints that gossip confirmed or that expired.
+    fn expire_hints(&self) {
+        let now = self.now_ms();
+        self.membership.write().expire_hints(now);
     }
 
     fn send(&self, peer: &NodeId, frame: Bytes) -> bool {
@@ -350,6 +371,10 @@ impl Cluster {
                 if let Some(Waiter::Acks(tx)) = self.waiters.lock().get(&id) {
                     let _ = tx.send(AckEvent::Ack(socket, args));
                 }
+            }
+            Msg::Rooms { ns, added } => {
+                let now = self.now_ms();
+                self.membership.write().hint(from, &ns, &added, now);
             }
             Msg::ServerEmit { ns, event, args } => {
                 let _ = self.server_events.send(ServerEvent { ns, event, args });
