@@ -99,7 +99,7 @@ pub async fn publish(cluster: Arc<Cluster>, handle: Arc<ChitchatHandle>) {
     loop {
         tick.tick().await;
         ticks += 1;
-        if ticks % 50 == 0 {
+        if ticks.is_multiple_of(50) {
             cluster.expire_hints();
         }
         let Some(hub) = cluster.hub.upgrade() else { return };

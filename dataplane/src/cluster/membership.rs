@@ -129,12 +129,15 @@ pub enum Change {
 /// by then it has caught up, and an unconfirmed hint is a room that emptied again).
 pub const HINT_TTL_MS: u64 = 5_000;
 
+/// Rooms one peer announced over the mesh: (namespace, room) → when (ms).
+type Hints = HashMap<(Arc<str>, Arc<str>), u64>;
+
 /// The live peers (this node excluded).
 #[derive(Debug, Default, Clone)]
 pub struct Membership {
     peers: BTreeMap<NodeId, Peer>,
     /// Rooms peers announced over the mesh ahead of gossip: peer → (namespace, room) → when (ms).
-    hints: HashMap<NodeId, HashMap<(Arc<str>, Arc<str>), u64>>,
+    hints: HashMap<NodeId, Hints>,
 }
 
 impl Membership {
