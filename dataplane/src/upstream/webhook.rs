@@ -80,7 +80,9 @@ impl Webhook {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
-            .pool_max_idle_per_host(64)
+            // Keep as many idle connections as calls may be in flight, so a burst reuses its
+            // connections instead of opening new ones (which under load makes every call slower).
+            .pool_max_idle_per_host(max_in_flight)
             .tcp_nodelay(true)
             .build()?;
         Ok(Webhook {
