@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod state;
 pub mod transport;
 pub mod upstream;
+pub mod urlencoded;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

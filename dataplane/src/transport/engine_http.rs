@@ -101,33 +101,12 @@ fn parse_query(q: Option<&str>) -> HashMap<String, String> {
 }
 
 fn url_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    q.split('&').filter(|p| !p.is_empty()).map(|pair| {
+    // Lenient, like socket.io: a malformed component is kept as it came.
+    let decode = |s: &str| crate::urlencoded::decode(s).unwrap_or_else(|| s.to_string());
+    q.split('&').filter(|p| !p.is_empty()).map(move |pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k), percent_decode(v))
+        (decode(k), decode(v))
     })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn handshake_of(
@@ -393,6 +372,6 @@ mod tests {
         let q = parse_query(Some("EIO=4&transport=polling&name=a%20b+c&x"));
         assert_eq!(q["name"], "a b c");
         assert_eq!(q["x"], "");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(parse_query(Some("a=%zz%4"))["a"], "%zz%4");
     }
 }
