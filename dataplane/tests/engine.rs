@@ -209,10 +209,8 @@ async fn upgrade_moves_the_session_and_keeps_queued_messages() {
 async fn raw_frames_fragmentation_and_invalid_utf8() {
     let s = echo_server(|_| {}).await;
     let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    let req = format!(
-        "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    );
+    let req = "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     tcp.write_all(req.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 4096];
     let mut got = Vec::new();
