@@ -121,8 +121,13 @@ test('malformed polling payloads close the session', async () => {
     await poll(hub.url, { method: 'POST', sid, body: '40' });
     const r = await poll(hub.url, { method: 'POST', sid, body });
     // Either the POST itself fails, or the session is closed afterwards.
-    if (r.status === 200) await sessionGone(sid);
-    else assert.equal(r.status, 400, `POST ${JSON.stringify(body)} → ${r.status} ${r.text}`);
+    try {
+      if (r.status === 200) await sessionGone(sid);
+      else assert.equal(r.status, 400, `POST → ${r.status} ${r.text}`);
+    } catch (e) {
+      e.message = `body ${JSON.stringify(body)} (POST answered ${r.status}): ${e.message}`;
+      throw e;
+    }
   }
 });
 
