@@ -142,7 +142,10 @@ impl HubConfig {
         if c.request_timeout_ms == Some(0) {
             bad("cluster.request_timeout_ms", "must be above 0".into());
         }
-        if c.seeds.iter().any(|s| s.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())) {
+        if c.seeds
+            .iter()
+            .any(|s| s.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()))
+        {
             bad("cluster.seeds", "each seed is host:port (the gossip address of a node)".into());
         }
         if problems.is_empty() {
