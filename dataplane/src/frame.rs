@@ -49,11 +49,6 @@ impl FrameBuilder {
         &mut self.buf
     }
 
-    /// The payload written so far.
-    pub fn written(&self) -> &[u8] {
-        &self.buf[HEADER_ROOM..]
-    }
-
     /// Finish as a text frame. The caller guarantees the payload is UTF-8.
     pub fn text(self) -> Frame {
         self.finish(0x1)

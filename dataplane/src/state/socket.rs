@@ -88,11 +88,6 @@ impl Socket {
         all
     }
 
-    /// Whether the socket is in `room` (its own id counts).
-    pub fn in_room(&self, room: &str) -> bool {
-        room == self.id.as_str() || self.rooms.lock().iter().any(|r| &**r == room)
-    }
-
     /// Queue an encoded packet. Returns the session to close when the client is too slow.
     pub fn send(&self, frames: &Outgoing, delivery: Delivery) -> Result<Sent, CloseReason> {
         match self.conn.push(frames, delivery)? {
