@@ -12,6 +12,7 @@ pub mod engine;
 pub mod frame;
 pub mod ids;
 pub mod metrics;
+pub mod ops;
 pub mod state;
 pub mod transport;
 pub mod upstream;
@@ -29,8 +30,9 @@ use crate::auth::AccessKeys;
 use crate::engine::{CloseReason, Engine, EngineSettings};
 use crate::ids::NodeTag;
 use crate::metrics::Metrics;
-use crate::state::Hub;
-use crate::upstream::{Link, NoUpstream, Upstream, Webhook};
+use crate::ops::Ops;
+use crate::state::{Dispatch, Hub};
+use crate::upstream::{Link, NoUpstream, Webhook};
 
 /// Why the hub could not start.
 #[derive(Debug, thiserror::Error)]
@@ -94,8 +96,8 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
     let node = node_name(&config);
     let generation = clock::since_epoch().as_nanos() as u64;
     let mut link: Option<Link> = None;
-    let upstream: Arc<dyn Upstream> = match config.upstream.mode {
-        UpstreamMode::None => Arc::new(NoUpstream::new(metrics.clone())),
+    let dispatch = match config.upstream.mode {
+        UpstreamMode::None => Dispatch::App(Arc::new(NoUpstream::new(metrics.clone()))),
         UpstreamMode::Webhook => {
             let url = config
                 .upstream
@@ -112,7 +114,7 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
                 config.socketio.max_attachments,
             )
             .map_err(|e| StartError::Upstream(e.to_string()))?;
-            Arc::new(webhook)
+            Dispatch::App(Arc::new(webhook))
         }
         UpstreamMode::Link => {
             let l = Link::new(
@@ -122,16 +124,14 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
                 Duration::from_millis(config.socketio.connect_timeout_ms),
                 config.socketio.max_attachments,
             );
-            link = Some(l.clone());
-            Arc::new(l)
+            let router = l.router();
+            link = Some(l);
+            Dispatch::Link(router)
         }
     };
     let engine =
         Engine::new(EngineSettings::for_hub(&config), NodeTag::derive(&node, generation), metrics.clone());
-    let hub = Hub::new(config.clone(), engine.clone(), upstream, metrics, keys);
-    if let Some(l) = &link {
-        l.attach(&hub);
-    }
+    let hub = Hub::new(config.clone(), engine.clone(), dispatch, metrics, keys);
 
     let listener =
         transport::bind(config.listen).map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -143,9 +143,19 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
     let admin_addr =
         admin.local_addr().map_err(|source| StartError::Bind { addr: config.admin_listen, source })?;
 
+    // Cluster: with seeds, join the others; requests for their sessions are forwarded.
+    let cluster = match config.cluster.seeds.is_empty() {
+        true => None,
+        false => Some(cluster::Cluster::start(&config, &hub, &node, generation, client_addr).await?),
+    };
+    // The one operations layer every front door (REST, server links, client commands) uses.
+    let ops = Ops::new(hub.clone(), cluster.clone());
+    if let Some(l) = &link {
+        l.attach(&ops);
+    }
     let demo_on = config.demo_page;
     let other = upstream::link::route(link)
-        .or(api::routes(hub.clone()))
+        .or(api::routes(ops.clone()))
         .or(demo::client_bundle(&config.path))
         .or(warp::any()
             .and_then(move || async move {
@@ -159,11 +169,6 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
             .and(demo::page()))
         .map(warp::Reply::into_response)
         .boxed();
-    // Cluster: with seeds, join the others; requests for their sessions are forwarded.
-    let cluster = match config.cluster.seeds.is_empty() {
-        true => None,
-        false => Some(cluster::Cluster::start(&config, &hub, &node, generation, client_addr).await?),
-    };
     let forward = cluster.clone().map(|c| Arc::new(cluster::Forwarder(c)) as Arc<dyn transport::Forward>);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(transport::serve_with(engine.clone(), listener, other, forward)));

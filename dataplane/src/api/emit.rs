@@ -7,20 +7,19 @@
 //! `hub:*` are the hub's client commands and the rest are Socket.IO's own events, which a
 //! client library would never hand to the application.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
 use warp::http::StatusCode;
 
-use super::acks::AckWait;
 use super::error::ApiError;
 use super::fields::Fields;
 use super::target::Target;
 use super::{json_response, Response};
+use crate::cluster::acks::AckEvent;
 use crate::engine::Delivery;
-use crate::state::{Args, Hub};
+use crate::ops::Ops;
+use crate::state::Args;
 
 /// Event names a client would not receive as ordinary events.
 pub const RESERVED_EVENTS: &[&str] =
@@ -92,65 +91,29 @@ fn ack_timeout(ack: Map<String, Value>, default_ms: u64) -> Result<Duration, Api
     Ok(Duration::from_millis(ms))
 }
 
-/// Serve `POST /emit`.
-pub async fn handle(hub: &Arc<Hub>, body: &[u8]) -> Result<Response, ApiError> {
-    let c = &hub.config.socketio;
+/// Serve `POST /emit` (on every node of a cluster, through `Ops`).
+pub async fn handle(ops: &Ops, body: &[u8]) -> Result<Response, ApiError> {
+    let c = &ops.hub.config.socketio;
     let req = parse(body, c.max_attachments, c.ack_timeout_ms)?;
-    let ns = req.target.resolve(hub)?;
-    let sel = &req.target.selector;
+    req.target.resolve(&ops.hub)?;
+    let (ns, sel) = (&req.target.namespace, &req.target.selector);
     let Some(timeout) = req.ack_timeout else {
-        // `Hub::emit` also forwards to the other nodes of a cluster; with no socket of the
-        // namespace here, the peers may still have some (cluster). `delivered` counts this node.
-        let delivered = match ns {
-            Some(ns) => hub.emit(&ns, sel, &req.event, &req.args, req.delivery, None).delivered,
-            None => {
-                crate::cluster::forward_emit(
-                    hub,
-                    &req.target.namespace,
-                    sel,
-                    &req.event,
-                    &req.args,
-                    req.delivery,
-                );
-                0
-            }
-        };
+        // `delivered` counts this node's recipients; the peers' are not waited for.
+        let delivered = ops.emit(ns, sel, &req.event, &req.args, req.delivery);
         return Ok(json_response(StatusCode::ACCEPTED, &json!({ "delivered": delivered })));
     };
-    if crate::cluster::of(hub).is_some() {
-        // Cluster: ask clients on every node and collect their acks (cluster::emit_with_acks).
-        let ns = &req.target.namespace;
-        let r =
-            crate::cluster::emit_with_acks(hub, ns, sel, &req.event, &req.args, req.delivery, timeout).await;
-        let timed_out = r.timed_out();
-        let responses: Vec<Value> =
-            r.acks.iter().map(|(sid, args)| json!({ "sid": sid, "args": args_json(args) })).collect();
-        return Ok(json_response(StatusCode::OK, &json!({ "responses": responses, "timedOut": timed_out })));
-    }
-    let deadline = tokio::time::Instant::now() + timeout;
-    let (sink, mut rx) = mpsc::unbounded_channel();
-    let outcome = match ns {
-        None => Default::default(),
-        Some(ns) => {
-            let sent = hub.emit(&ns, sel, &req.event, &req.args, req.delivery, Some(&sink));
-            // Only the recipients hold the sink now, so the channel closes when all are gone.
-            drop(sink);
-            match sent.ack_id {
-                Some(id) => {
-                    let wait = AckWait::new(id, sent.awaiting_ack.into_iter().map(|s| (s.id.clone(), s)));
-                    wait.collect(&mut rx, deadline).await
-                }
-                None => Default::default(),
+    let mut responses = Vec::new();
+    let summary = ops
+        .emit_with_acks(ns, sel, &req.event, &req.args, req.delivery, timeout)
+        .run(|event| {
+            if let AckEvent::Ack { socket, args } = event {
+                responses.push(json!({ "sid": socket, "args": args_json(&args) }));
             }
-        }
-    };
-    let responses: Vec<Value> = outcome
-        .responses
-        .into_iter()
-        .map(|(sid, args)| json!({ "sid": sid.as_str(), "args": args_json(&args) }))
-        .collect();
-    let timed_out: Vec<&str> = outcome.timed_out.iter().map(|s| s.as_str()).collect();
-    Ok(json_response(StatusCode::OK, &json!({ "responses": responses, "timedOut": timed_out })))
+        })
+        .await;
+    let missing: Vec<String> = summary.missing.iter().map(|n| n.to_string()).collect();
+    let body = json!({ "responses": responses, "timedOut": summary.timed_out });
+    Ok(json_response(StatusCode::OK, &super::sockets::with_missing(body, missing)))
 }
 
 /// A client's ack arguments as JSON, binary as `{"_binary": base64}`.

@@ -8,9 +8,10 @@
 //! counted in `rest_requests_total{route, status}` (the route's path or `unknown`, and the
 //! status class).
 //!
-//! The API acts on this node's sockets; in a cluster the cluster layer forwards to the others.
+//! Socket operations go through the cluster-wide operations layer (`crate::ops`), exactly as
+//! the server link's and the client commands' do; answers name the nodes that did not answer in
+//! time (`missingNodes`).
 
-mod acks;
 mod auth;
 mod body;
 mod emit;
@@ -33,6 +34,7 @@ use warp::{Filter, Rejection, Reply};
 pub use error::ApiError;
 pub use tokens::CLIENT_AUDIENCE;
 
+use crate::ops::Ops;
 use crate::state::Hub;
 
 /// The response type of every route.
@@ -40,7 +42,7 @@ pub type Response = warp::reply::Response;
 
 /// The REST routes.
 pub fn routes(
-    hub: Arc<Hub>,
+    ops: Ops,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone + Send + Sync + 'static {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::path("api")
@@ -51,10 +53,10 @@ pub fn routes(
         .and(query)
         .and(warp::body::stream())
         .then(move |tail: warp::path::Tail, method: Method, headers: HeaderMap, query: String, body| {
-            let hub = hub.clone();
+            let ops = ops.clone();
             async move {
                 let req = Request { method, path: tail.as_str().to_string(), query, headers };
-                handle(&hub, req, body).await
+                handle(&ops, req, body).await
             }
         })
 }
@@ -134,15 +136,16 @@ impl Route {
 }
 
 /// Serve one API request and count it.
-async fn handle<S, B>(hub: &Arc<Hub>, req: Request, body: S) -> Response
+async fn handle<S, B>(ops: &Ops, req: Request, body: S) -> Response
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
+    let hub = &ops.hub;
     let route = Route::resolve(&req.method, &req.path);
     let label = route.as_ref().map_or("unknown", |r| r.path());
     let result = match route {
-        Ok(route) => run(hub, route, &req, body).await,
+        Ok(route) => run(ops, route, &req, body).await,
         Err(e) => Err(e),
     };
     let resp = result.unwrap_or_else(ApiError::into_response);
@@ -150,11 +153,12 @@ where
     resp
 }
 
-async fn run<S, B>(hub: &Arc<Hub>, route: Route, req: &Request, body: S) -> Result<Response, ApiError>
+async fn run<S, B>(ops: &Ops, route: Route, req: &Request, body: S) -> Result<Response, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
+    let hub: &Arc<Hub> = &ops.hub;
     auth::authenticate(&hub.keys, req.headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes))?;
     let content_length = req
         .headers
@@ -165,11 +169,11 @@ where
     match route {
         Route::Rooms => rooms::rooms(hub, query::parse(&req.query)?),
         Route::Namespaces => rooms::namespaces(hub, query::parse(&req.query)?),
-        Route::Emit => emit::handle(hub, &read(body).await?).await,
-        Route::SocketsJoin => sockets::change(hub, &read(body).await?, sockets::Change::Join).await,
-        Route::SocketsLeave => sockets::change(hub, &read(body).await?, sockets::Change::Leave).await,
-        Route::SocketsDisconnect => sockets::disconnect(hub, &read(body).await?).await,
-        Route::SocketsFetch => sockets::fetch(hub, &read(body).await?).await,
+        Route::Emit => emit::handle(ops, &read(body).await?).await,
+        Route::SocketsJoin => sockets::change(ops, &read(body).await?, sockets::Change::Join).await,
+        Route::SocketsLeave => sockets::change(ops, &read(body).await?, sockets::Change::Leave).await,
+        Route::SocketsDisconnect => sockets::disconnect(ops, &read(body).await?).await,
+        Route::SocketsFetch => sockets::fetch(ops, &read(body).await?).await,
         Route::Tokens => tokens::mint(hub, &read(body).await?),
     }
 }

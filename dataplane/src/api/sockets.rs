@@ -5,8 +5,6 @@
 //! The selection is collected before acting, because joining, leaving and disconnecting take
 //! the namespace's room lock that selection holds for reading.
 
-use std::sync::Arc;
-
 use serde_json::{json, Value};
 use warp::http::StatusCode;
 
@@ -15,7 +13,7 @@ use super::fields::Fields;
 use super::target::{rooms_to_change, Target, MAX_LIST};
 use super::{json_response, Response};
 use crate::ids::Room;
-use crate::state::Hub;
+use crate::ops::{Ops, Partial};
 
 /// Whether sockets join or leave rooms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,35 +59,45 @@ pub fn parse_fetch(body: &[u8]) -> Result<Target, ApiError> {
     Ok(target)
 }
 
-fn matched(n: usize) -> Response {
-    json_response(StatusCode::OK, &json!({ "matched": n }))
+fn matched(n: Partial<usize>) -> Response {
+    json_response(StatusCode::OK, &with_missing(json!({ "matched": n.value }), n.missing_names()))
 }
 
-/// Serve `POST /sockets/join` or `/sockets/leave` (on every node of a cluster: `cluster::join`).
-pub async fn change(hub: &Arc<Hub>, body: &[u8], change: Change) -> Result<Response, ApiError> {
+/// Add `missingNodes` (the nodes that did not answer in time) to an answer, when there are any.
+pub fn with_missing(mut body: Value, missing: Vec<String>) -> Value {
+    if !missing.is_empty() {
+        body["missingNodes"] = json!(missing);
+    }
+    body
+}
+
+/// Serve `POST /sockets/join` or `/sockets/leave` (on every node of a cluster).
+pub async fn change(ops: &Ops, body: &[u8], change: Change) -> Result<Response, ApiError> {
     let (target, rooms) = parse_change(body, change)?;
-    target.resolve(hub)?;
+    target.resolve(&ops.hub)?;
     let (ns, sel) = (&target.namespace, &target.selector);
     let n = match change {
-        Change::Join => crate::cluster::join(hub, ns, sel, rooms).await,
-        Change::Leave => crate::cluster::leave(hub, ns, sel, rooms).await,
+        Change::Join => ops.join(ns, sel, rooms).await,
+        Change::Leave => ops.leave(ns, sel, rooms).await,
     };
     Ok(matched(n))
 }
 
 /// Serve `POST /sockets/disconnect` (on every node of a cluster).
-pub async fn disconnect(hub: &Arc<Hub>, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn disconnect(ops: &Ops, body: &[u8]) -> Result<Response, ApiError> {
     let (target, close) = parse_disconnect(body)?;
-    target.resolve(hub)?;
-    Ok(matched(crate::cluster::disconnect(hub, &target.namespace, &target.selector, close).await))
+    target.resolve(&ops.hub)?;
+    Ok(matched(ops.disconnect(&target.namespace, &target.selector, close).await))
 }
 
 /// Serve `POST /sockets/fetch` (sockets of every node of a cluster, this node's first).
-pub async fn fetch(hub: &Arc<Hub>, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn fetch(ops: &Ops, body: &[u8]) -> Result<Response, ApiError> {
     let target = parse_fetch(body)?;
-    target.resolve(hub)?;
-    let sockets: Vec<Value> = crate::cluster::fetch_sockets(hub, &target.namespace, &target.selector)
-        .await
+    target.resolve(&ops.hub)?;
+    let fetched = ops.fetch(&target.namespace, &target.selector).await;
+    let missing = fetched.missing_names();
+    let sockets: Vec<Value> = fetched
+        .value
         .into_iter()
         .map(|s| {
             json!({
@@ -101,7 +109,7 @@ pub async fn fetch(hub: &Arc<Hub>, body: &[u8]) -> Result<Response, ApiError> {
             })
         })
         .collect();
-    Ok(json_response(StatusCode::OK, &json!({ "sockets": sockets })))
+    Ok(json_response(StatusCode::OK, &with_missing(json!({ "sockets": sockets }), missing)))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::ids::{Room, SocketId};
 use crate::state::{Args, Selector};
 
 /// Mesh protocol version; a peer with another version is refused at the handshake.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Handshake magic.
 pub const MAGIC: &[u8; 8] = b"SIOHMESH";
 /// Largest frame accepted (header included in the check).
@@ -45,44 +45,17 @@ pub enum DecodeError {
     TooLarge(usize),
 }
 
-/// A remote operation on the sockets a selector picks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    /// Add them to rooms.
-    Join(Vec<Room>),
-    /// Remove them from rooms.
-    Leave(Vec<Room>),
-    /// Disconnect them; with `close`, close the whole session.
-    Disconnect {
-        /// Close the Engine.IO session too.
-        close: bool,
-    },
-    /// Describe them (fetchSockets).
-    Fetch,
-}
+pub use crate::state::{AppBinding, Op, OpReply as Reply, SocketInfo};
 
-/// A socket described for `fetchSockets`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SocketInfo {
-    /// Socket id.
-    pub id: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Rooms, its own id room first.
-    pub rooms: Vec<String>,
-    /// The handshake as JSON text.
-    pub handshake: String,
-    /// Whether connection state recovery restored it.
-    pub recovered: bool,
-}
-
-/// The answer to a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// How many sockets the operation touched.
-    Count(u32),
-    /// The sockets fetched.
-    Sockets(Vec<SocketInfo>),
+/// What a relayed link message does to the relay's bookkeeping (`Msg::ToApp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relay {
+    /// The session binds to the application server (the message is its `open`).
+    Open,
+    /// Any other message of a bound session.
+    Msg,
+    /// The session ended (the message is its `close`): the binding is released.
+    Close,
 }
 
 /// One mesh message.
@@ -146,14 +119,69 @@ pub enum Msg {
         /// The rooms.
         added: Vec<String>,
     },
-    /// `serverSideEmit`: an event for the application servers linked to the receiving node.
-    ServerEmit {
+    /// A link message for application server `instance` linked to the receiver, from a client
+    /// session held by the sender (link mode, the session bound to another node's server).
+    ToApp {
+        /// The server's instance number on the receiver.
+        instance: u64,
+        /// The client session.
+        sid: String,
+        /// Binding bookkeeping.
+        relay: Relay,
+        /// The link message (JSON text).
+        text: String,
+        /// Its binary attachments.
+        bins: Vec<Bytes>,
+    },
+    /// A session-scoped message of application server `instance` linked to the sender (a
+    /// `packet`, `close`, `join` or `leave` link message) for a session the receiver holds.
+    FromApp {
+        /// The server's instance number on the sender.
+        instance: u64,
+        /// The link message (JSON text).
+        text: String,
+        /// Its binary attachments.
+        bins: Vec<Bytes>,
+    },
+    /// Application server `instance` of the sender is gone: sessions bound to it re-bind.
+    AppGone {
+        /// The server's instance number on the sender.
+        instance: u64,
+    },
+    /// `serverSideEmit` for the application servers linked to the receiver; answered with
+    /// `Reply { id, Count(servers reached) }`, and with `AppAck { req }` per answer when `req`.
+    AppEmit {
+        /// Request id of the count reply.
+        id: u64,
+        /// The sender's link request id that answers are relayed under.
+        req: Option<u64>,
         /// Namespace.
         ns: String,
-        /// Event name.
-        event: String,
-        /// Arguments.
-        args: Args,
+        /// The encoded EVENT packet.
+        data: String,
+        /// Its binary attachments.
+        bins: Vec<Bytes>,
+    },
+    /// One application server's answer to `AppEmit { req }`.
+    AppAck {
+        /// The emitter's link request id.
+        req: u64,
+        /// The encoded ACK packet.
+        data: String,
+        /// Its binary attachments.
+        bins: Vec<Bytes>,
+    },
+    /// `socket.data` of sockets held by application server `instance` linked to the receiver;
+    /// answered with `Reply { id, Data(json object id → data) }`.
+    AppData {
+        /// Request id.
+        id: u64,
+        /// The server's instance number on the receiver.
+        instance: u64,
+        /// Namespace.
+        ns: String,
+        /// Socket ids.
+        ids: Vec<String>,
     },
 }
 
@@ -162,8 +190,13 @@ const K_REQUEST: u8 = 2;
 const K_REPLY: u8 = 3;
 const K_ACK_COUNT: u8 = 4;
 const K_ACK: u8 = 5;
-const K_SERVER_EMIT: u8 = 6;
 const K_ROOMS: u8 = 7;
+const K_TO_APP: u8 = 8;
+const K_FROM_APP: u8 = 9;
+const K_APP_GONE: u8 = 10;
+const K_APP_EMIT: u8 = 11;
+const K_APP_ACK: u8 = 12;
+const K_APP_DATA: u8 = 13;
 
 struct W(BytesMut);
 
@@ -185,6 +218,12 @@ impl W {
         self.str(&a.json);
         self.0.put_u32(a.attachments.len() as u32);
         for b in &a.attachments {
+            self.bytes(b);
+        }
+    }
+    fn bins(&mut self, bins: &[Bytes]) {
+        self.0.put_u32(bins.len() as u32);
+        for b in bins {
             self.bytes(b);
         }
     }
@@ -238,15 +277,28 @@ pub fn encode(msg: &Msg) -> Bytes {
                     w.0.put_u8(1);
                     w.0.put_u32(*n);
                 }
+                Reply::Data(json) => {
+                    w.0.put_u8(3);
+                    w.str(json);
+                }
                 Reply::Sockets(list) => {
                     w.0.put_u8(2);
                     w.0.put_u32(list.len() as u32);
                     for s in list {
                         w.str(&s.id);
+                        w.str(&s.sid);
                         w.str(&s.namespace);
                         w.list(&s.rooms);
                         w.str(&s.handshake);
                         w.0.put_u8(u8::from(s.recovered));
+                        match &s.app {
+                            Some(a) => {
+                                w.0.put_u8(1);
+                                w.str(&a.node);
+                                w.0.put_u64(a.instance);
+                            }
+                            None => w.0.put_u8(0),
+                        }
                     }
                 }
             }
@@ -267,11 +319,48 @@ pub fn encode(msg: &Msg) -> Bytes {
             w.str(ns);
             w.list(added);
         }
-        Msg::ServerEmit { ns, event, args } => {
-            w.0.put_u8(K_SERVER_EMIT);
+        Msg::ToApp { instance, sid, relay, text, bins } => {
+            w.0.put_u8(K_TO_APP);
+            w.0.put_u64(*instance);
+            w.str(sid);
+            w.0.put_u8(match relay {
+                Relay::Msg => 0,
+                Relay::Open => 1,
+                Relay::Close => 2,
+            });
+            w.str(text);
+            w.bins(bins);
+        }
+        Msg::FromApp { instance, text, bins } => {
+            w.0.put_u8(K_FROM_APP);
+            w.0.put_u64(*instance);
+            w.str(text);
+            w.bins(bins);
+        }
+        Msg::AppGone { instance } => {
+            w.0.put_u8(K_APP_GONE);
+            w.0.put_u64(*instance);
+        }
+        Msg::AppEmit { id, req, ns, data, bins } => {
+            w.0.put_u8(K_APP_EMIT);
+            w.0.put_u64(*id);
+            w.0.put_u64(req.map_or(0, |r| r + 1));
             w.str(ns);
-            w.str(event);
-            w.args(args);
+            w.str(data);
+            w.bins(bins);
+        }
+        Msg::AppAck { req, data, bins } => {
+            w.0.put_u8(K_APP_ACK);
+            w.0.put_u64(*req);
+            w.str(data);
+            w.bins(bins);
+        }
+        Msg::AppData { id, instance, ns, ids } => {
+            w.0.put_u8(K_APP_DATA);
+            w.0.put_u64(*id);
+            w.0.put_u64(*instance);
+            w.str(ns);
+            w.list(ids);
         }
     }
     let len = (w.0.len() - 4) as u32;
@@ -343,6 +432,10 @@ impl<'a> R<'a> {
         let n = self.count(4)?;
         (0..n).map(|_| self.str()).collect()
     }
+    fn bins(&mut self) -> Result<Vec<Bytes>, DecodeError> {
+        let n = self.count(4)?;
+        (0..n).map(|_| self.bytes()).collect()
+    }
     fn args(&mut self) -> Result<Args, DecodeError> {
         let json = self.str()?;
         let n = self.count(4)?;
@@ -396,21 +489,50 @@ pub fn decode(body: &Bytes) -> Result<Msg, DecodeError> {
                     for _ in 0..n {
                         list.push(SocketInfo {
                             id: r.str()?,
+                            sid: r.str()?,
                             namespace: r.str()?,
                             rooms: r.strings()?,
                             handshake: r.str()?,
                             recovered: r.u8()? != 0,
+                            app: match r.u8()? {
+                                0 => None,
+                                1 => Some(AppBinding { node: r.str()?, instance: r.u64()? }),
+                                k => return Err(DecodeError::Kind(k)),
+                            },
                         });
                     }
                     Reply::Sockets(list)
                 }
+                3 => Reply::Data(r.str()?),
                 k => return Err(DecodeError::Kind(k)),
             };
             Msg::Reply { id, reply }
         }
         K_ACK_COUNT => Msg::AckCount { id: r.u64()?, sockets: r.strings()? },
         K_ACK => Msg::Ack { id: r.u64()?, socket: r.str()?, args: r.args()? },
-        K_SERVER_EMIT => Msg::ServerEmit { ns: r.str()?, event: r.str()?, args: r.args()? },
+        K_TO_APP => Msg::ToApp {
+            instance: r.u64()?,
+            sid: r.str()?,
+            relay: match r.u8()? {
+                0 => Relay::Msg,
+                1 => Relay::Open,
+                2 => Relay::Close,
+                k => return Err(DecodeError::Kind(k)),
+            },
+            text: r.str()?,
+            bins: r.bins()?,
+        },
+        K_FROM_APP => Msg::FromApp { instance: r.u64()?, text: r.str()?, bins: r.bins()? },
+        K_APP_GONE => Msg::AppGone { instance: r.u64()? },
+        K_APP_EMIT => Msg::AppEmit {
+            id: r.u64()?,
+            req: r.u64()?.checked_sub(1),
+            ns: r.str()?,
+            data: r.str()?,
+            bins: r.bins()?,
+        },
+        K_APP_ACK => Msg::AppAck { req: r.u64()?, data: r.str()?, bins: r.bins()? },
+        K_APP_DATA => Msg::AppData { id: r.u64()?, instance: r.u64()?, ns: r.str()?, ids: r.strings()? },
         K_ROOMS => Msg::Rooms { ns: r.str()?, added: r.strings()? },
         k => return Err(DecodeError::Kind(k)),
     };
@@ -510,17 +632,52 @@ mod tests {
         round_trip(Msg::Reply { id: 1, reply: Reply::Count(3) });
         round_trip(Msg::Reply {
             id: 2,
-            reply: Reply::Sockets(vec![SocketInfo {
-                id: sock.to_string(),
-                namespace: "/".into(),
-                rooms: vec![sock.to_string(), "r".into()],
-                handshake: "{}".into(),
-                recovered: true,
-            }]),
+            reply: Reply::Sockets(vec![
+                SocketInfo {
+                    id: sock.to_string(),
+                    sid: "s1".into(),
+                    namespace: "/".into(),
+                    rooms: vec![sock.to_string(), "r".into()],
+                    handshake: "{}".into(),
+                    recovered: true,
+                    app: Some(AppBinding { node: "n1/7".into(), instance: 3 }),
+                },
+                SocketInfo {
+                    id: sock.to_string(),
+                    sid: "s2".into(),
+                    namespace: "/".into(),
+                    rooms: vec![],
+                    handshake: "{}".into(),
+                    recovered: false,
+                    app: None,
+                },
+            ]),
         });
+        round_trip(Msg::Reply { id: 3, reply: Reply::Data(r#"{"a":1}"#.into()) });
         round_trip(Msg::AckCount { id: 4, sockets: vec![sock.to_string()] });
         round_trip(Msg::Ack { id: 4, socket: sock.to_string(), args: args() });
-        round_trip(Msg::ServerEmit { ns: "/".into(), event: "ping".into(), args: args() });
+        let bins = vec![Bytes::from_static(b"\x01"), Bytes::new()];
+        for relay in [Relay::Open, Relay::Msg, Relay::Close] {
+            round_trip(Msg::ToApp {
+                instance: 2,
+                sid: "sid".into(),
+                relay,
+                text: "{}".into(),
+                bins: bins.clone(),
+            });
+        }
+        round_trip(Msg::FromApp { instance: 2, text: r#"{"t":"close"}"#.into(), bins: vec![] });
+        round_trip(Msg::AppGone { instance: 9 });
+        round_trip(Msg::AppEmit {
+            id: 1,
+            req: Some(0),
+            ns: "/".into(),
+            data: "2[]".into(),
+            bins: bins.clone(),
+        });
+        round_trip(Msg::AppEmit { id: 1, req: None, ns: "/".into(), data: "2[]".into(), bins: vec![] });
+        round_trip(Msg::AppAck { req: 5, data: "3[]".into(), bins });
+        round_trip(Msg::AppData { id: 4, instance: 1, ns: "/".into(), ids: vec!["x".into()] });
         round_trip(Msg::Rooms { ns: "/chat".into(), added: vec!["a".into(), "b".into()] });
     }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use chitchat::transport::UdpTransport;
 use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
 
-use super::membership::{self, NodeId, Peer, KEY_HTTP, KEY_LOAD, KEY_MESH, KEY_READY, KEY_TAG};
+use super::membership::{self, NodeId, Peer, KEY_APPS, KEY_HTTP, KEY_LOAD, KEY_MESH, KEY_READY, KEY_TAG};
 use super::Cluster;
 use crate::ids::NodeTag;
 
@@ -92,7 +92,7 @@ pub async fn start(
 /// Keep the published summary equal to the node's state, until the node shuts down.
 pub async fn publish(cluster: Arc<Cluster>, handle: Arc<ChitchatHandle>) {
     let mut published: HashMap<Arc<str>, (u64, HashSet<Arc<str>>)> = HashMap::new();
-    let (mut ready, mut load) = (false, u64::MAX);
+    let (mut ready, mut load, mut apps) = (false, u64::MAX, String::new());
     let mut tick = tokio::time::interval(PUBLISH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks: u64 = 0;
@@ -131,6 +131,12 @@ pub async fn publish(cluster: Arc<Cluster>, handle: Arc<ChitchatHandle>) {
         if now_load != load && now_load.abs_diff(load).saturating_mul(100) >= load.max(1) {
             load = now_load;
             sets.push((KEY_LOAD.to_string(), Some(load.to_string())));
+        }
+        // Link mode: the application servers here and their sessions, for balancing.
+        let now_apps = cluster.apps_summary();
+        if now_apps != apps {
+            apps = now_apps;
+            sets.push((KEY_APPS.to_string(), Some(apps.clone())));
         }
         if sets.is_empty() {
             continue;

@@ -26,6 +26,8 @@ pub const KEY_HTTP: &str = "http";
 pub const KEY_READY: &str = "ready";
 /// Key of the number of sessions held.
 pub const KEY_LOAD: &str = "load";
+/// Key of the application servers linked to the node (link mode): `instance:sessions,…`.
+pub const KEY_APPS: &str = "apps";
 /// Prefix of room keys: `r:<len(ns)>:<ns><room>` (the length makes the split unambiguous for
 /// any namespace and room text).
 pub const ROOM_PREFIX: &str = "r:";
@@ -84,6 +86,30 @@ pub struct Peer {
     pub load: u64,
     /// Rooms with members there, by namespace.
     pub rooms: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    /// Application servers linked there: (instance, sessions bound to it).
+    pub apps: Vec<(u64, u64)>,
+}
+
+/// Format application servers for gossip (`KEY_APPS`).
+pub fn apps_text(apps: &[(u64, u64)]) -> String {
+    let mut out = String::new();
+    for (i, (instance, bound)) in apps.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!("{instance}:{bound}"));
+    }
+    out
+}
+
+/// Parse `apps_text`; malformed entries are skipped.
+pub fn parse_apps(text: &str) -> Vec<(u64, u64)> {
+    text.split(',')
+        .filter_map(|e| {
+            let (i, b) = e.split_once(':')?;
+            Some((i.parse().ok()?, b.parse().ok()?))
+        })
+        .collect()
 }
 
 impl Peer {
@@ -91,6 +117,7 @@ impl Peer {
     /// address (it is starting).
     pub fn parse<'a>(id: NodeId, kv: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Peer> {
         let (mut tag, mut mesh, mut http, mut ready, mut load) = (None, None, None, false, 0);
+        let mut apps = Vec::new();
         let mut rooms: HashMap<Arc<str>, HashSet<Arc<str>>> = HashMap::new();
         for (k, v) in kv {
             match k {
@@ -99,6 +126,7 @@ impl Peer {
                 KEY_HTTP => http = v.parse().ok(),
                 KEY_READY => ready = v == "1",
                 KEY_LOAD => load = v.parse().unwrap_or(0),
+                KEY_APPS => apps = parse_apps(v),
                 _ => {
                     if let Some((ns, room)) = parse_room_key(k) {
                         rooms.entry(Arc::from(ns)).or_default().insert(Arc::from(room));
@@ -106,7 +134,7 @@ impl Peer {
                 }
             }
         }
-        Some(Peer { id, tag: tag?, mesh: mesh?, http, ready, load, rooms })
+        Some(Peer { id, tag: tag?, mesh: mesh?, http, ready, load, rooms, apps })
     }
 
     /// Whether any of `rooms` of namespace `ns` has members on this peer.
@@ -345,6 +373,17 @@ mod tests {
         m.hint(&a.id, "/", &["x".to_string()], 3_000);
         m.apply(vec![]);
         assert!(m.hints.is_empty());
+    }
+
+    #[test]
+    fn apps_round_trip_and_skip_garbage() {
+        let apps = vec![(1, 0), (7, 1200)];
+        assert_eq!(parse_apps(&apps_text(&apps)), apps);
+        assert_eq!(apps_text(&[]), "");
+        assert!(parse_apps("").is_empty());
+        assert_eq!(parse_apps("x:1,2:3,4"), vec![(2, 3)]);
+        let kv = [(KEY_TAG, "0000aa"), (KEY_MESH, "127.0.0.1:1"), (KEY_APPS, "3:9")];
+        assert_eq!(Peer::parse(id("n", 1), kv).unwrap().apps, vec![(3, 9)]);
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //!
 //! The pure parts are `membership` (peers, routing decisions) and `codec` (the wire format);
 //! this file is the glue: it starts gossip and mesh, implements the `state::Peers` hook that
-//! forwards emits, applies what peers send, and offers the cluster-wide operations the REST API
-//! and server links call (`join`, `leave`, `disconnect`, `fetch_sockets`, `emit_with_acks`,
-//! `server_side_emit`), which work on a single node too.
+//! forwards emits, applies what peers send, and offers the remote primitives the operations
+//! layer (`crate::ops`) builds its cluster-wide operations from: requests to the nodes a
+//! selector routes to (answers within a deadline, and who did not answer), broadcasts with
+//! acks, and the server link's relay messages (handed to an `AppMesh`, the link registry).
 //!
 //! Invariants:
 //! - a broadcast is encoded once and sent only to peers whose gossiped room set intersects its
@@ -20,6 +21,7 @@
 //!   20 ms) and confirmed by gossip (≈ one gossip round); a dead node leaves routing within
 //!   ≈ (`PHI_THRESHOLD` + 1) × `gossip_interval`.
 
+pub mod acks;
 pub mod codec;
 mod forward;
 
@@ -37,16 +39,27 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use socketio_hub_config::HubConfig;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
-pub use codec::{Msg, Op, Reply, SocketInfo};
+pub use codec::{Msg, Op, Relay, Reply, SocketInfo};
 pub use forward::Forwarder;
 pub use membership::{Membership, NodeId};
 pub use metrics::ClusterMetrics;
 
 use crate::engine::Delivery;
-use crate::ids::{NodeTag, SocketId};
+use crate::ids::NodeTag;
 use crate::state::{Args, Hub, Peers, Selector};
+
+/// The server link's side of the mesh (implemented by the link registry): relayed link
+/// messages, and the application servers this node publishes.
+pub trait AppMesh: Send + Sync + 'static {
+    /// A link message from a peer (`ToApp`, `FromApp`, `AppGone`, `AppEmit`, `AppAck`, `AppData`).
+    fn on_mesh(&self, from: &NodeId, msg: Msg);
+    /// Peers went down (their application servers and their sessions with them) or came up.
+    fn peers_changed(&self, down: &[NodeId]);
+    /// The gossiped summary of this node's application servers (`membership::KEY_APPS`).
+    fn summary(&self) -> String;
+}
 
 /// Why the cluster layer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,44 +77,35 @@ pub enum ClusterError {
     Gossip(#[from] gossip::GossipError),
 }
 
-/// An event sent with `serverSideEmit` by an application server linked to another node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerEvent {
-    /// Namespace.
-    pub ns: String,
-    /// Event name.
-    pub event: String,
-    /// Arguments.
-    pub args: Args,
-}
-
-/// Acks collected by `emit_with_acks`.
-#[derive(Debug, Default)]
-pub struct AckResult {
-    /// Socket ids of the clients asked for an ack, on every node that answered in time.
-    pub asked: Vec<String>,
-    /// The acks received before the deadline: socket id and arguments.
-    pub acks: Vec<(String, Args)>,
-    /// Whether every node answered and every client acked before the deadline.
-    pub complete: bool,
-}
-
-impl AckResult {
-    /// The clients asked that did not answer in time.
-    pub fn timed_out(&self) -> Vec<&str> {
-        let answered: std::collections::HashSet<&str> = self.acks.iter().map(|(s, _)| s.as_str()).collect();
-        self.asked.iter().map(String::as_str).filter(|s| !answered.contains(s)).collect()
-    }
-}
-
 enum Waiter {
     Reply(oneshot::Sender<Reply>),
-    Acks(mpsc::UnboundedSender<AckEvent>),
+    Acks(mpsc::UnboundedSender<(NodeId, RemoteAck)>),
 }
 
-enum AckEvent {
+/// What a peer says about a broadcast with acks.
+#[derive(Debug)]
+pub enum RemoteAck {
+    /// The clients it asked (socket ids), sent once, before any of their acks.
     Asked(Vec<String>),
+    /// One client's ack.
     Ack(String, Args),
+}
+
+/// The remote half of a broadcast with acks: the peers it was sent to and their answers.
+/// Dropping it stops listening (late answers are ignored).
+pub struct RemoteAcks {
+    /// Peers the broadcast was queued for.
+    pub peers: Vec<NodeId>,
+    /// Their answers, tagged with the peer.
+    pub rx: mpsc::UnboundedReceiver<(NodeId, RemoteAck)>,
+    cluster: Arc<Cluster>,
+    id: u64,
+}
+
+impl Drop for RemoteAcks {
+    fn drop(&mut self) {
+        self.cluster.waiters.lock().remove(&self.id);
+    }
 }
 
 /// Settings of the cluster layer, from `ClusterConfig` with defaults applied.
@@ -147,7 +151,7 @@ pub struct Cluster {
     links: Mutex<HashMap<NodeId, mesh::Link>>,
     waiters: Mutex<HashMap<u64, Waiter>>,
     next_id: AtomicU64,
-    server_events: broadcast::Sender<ServerEvent>,
+    apps: std::sync::OnceLock<Arc<dyn AppMesh>>,
     http: forward::HttpClient,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     gossip: Mutex<Option<Arc<chitchat::ChitchatHandle>>>,
@@ -197,7 +201,7 @@ impl Cluster {
             links: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
-            server_events: broadcast::channel(1024).0,
+            apps: std::sync::OnceLock::new(),
             http: forward::client(),
             tasks: Mutex::new(Vec::new()),
             gossip: Mutex::new(None),
@@ -261,6 +265,7 @@ impl Cluster {
         self.metrics.peers.set(m.len() as i64);
         drop(m);
         let mut links = self.links.lock();
+        let mut down = Vec::new();
         for change in changes {
             match change {
                 membership::Change::Up(id, addr) => {
@@ -277,19 +282,31 @@ impl Cluster {
                 membership::Change::Down(id) => {
                     tracing::info!(peer = %id, "peer down");
                     links.remove(&id);
+                    down.push(id);
                 }
             }
         }
+        drop(links);
+        if let Some(apps) = self.apps.get() {
+            apps.peers_changed(&down);
+        }
+    }
+
+    /// Plug in the server link's side of the mesh (link mode; once, at start).
+    pub fn set_apps(&self, apps: Arc<dyn AppMesh>) {
+        if self.apps.set(apps).is_err() {
+            tracing::error!("server link plugged into the cluster twice; keeping the first");
+        }
+    }
+
+    /// The summary of this node's application servers to gossip (empty without link mode).
+    pub(crate) fn apps_summary(&self) -> String {
+        self.apps.get().map(|a| a.summary()).unwrap_or_default()
     }
 
     /// A copy of the current membership (admin, tests).
     pub fn membership(&self) -> Membership {
         self.membership.read().clone()
-    }
-
-    /// Subscribe to `serverSideEmit` events arriving from other nodes.
-    pub fn server_events(&self) -> broadcast::Receiver<ServerEvent> {
-        self.server_events.subscribe()
     }
 
     /// Tell every peer, over the mesh, which rooms just gained their first member here, so
@@ -303,6 +320,38 @@ impl Cluster {
     fn expire_hints(&self) {
         let now = self.now_ms();
         self.membership.write().expire_hints(now);
+    }
+
+    /// Queue `msg` for `peer` (false when its queue is full or it has no link).
+    pub fn send_msg(&self, peer: &NodeId, msg: &Msg) -> bool {
+        self.send(peer, codec::encode(msg))
+    }
+
+    /// The live peer whose tag is `tag`.
+    pub fn peer_by_tag(&self, tag: NodeTag) -> Option<NodeId> {
+        self.membership.read().by_tag(tag).map(|p| p.id.clone())
+    }
+
+    /// Every live peer.
+    pub fn peer_ids(&self) -> Vec<NodeId> {
+        self.membership.read().peers().map(|p| p.id.clone()).collect()
+    }
+
+    /// Live peers with the application servers they gossip (instance, sessions bound).
+    pub fn peer_apps(&self) -> Vec<(NodeId, Vec<(u64, u64)>)> {
+        self.membership
+            .read()
+            .peers()
+            .filter(|p| !p.apps.is_empty())
+            .map(|p| (p.id.clone(), p.apps.clone()))
+            .collect()
+    }
+
+    /// Route to `peer` as holding members of `rooms` in `ns` from now (a join this node caused
+    /// there), ahead of the peer's own announcement.
+    pub fn hint_rooms(&self, peer: &NodeId, ns: &str, rooms: &[String]) {
+        let now = self.now_ms();
+        self.membership.write().hint(peer, ns, rooms, now);
     }
 
     fn send(&self, peer: &NodeId, frame: Bytes) -> bool {
@@ -321,7 +370,8 @@ impl Cluster {
         }
     }
 
-    fn route(&self, ns: &str, sel: &Selector) -> Vec<NodeId> {
+    /// The peers that may hold sockets `sel` selects in `ns`.
+    pub fn route(&self, ns: &str, sel: &Selector) -> Vec<NodeId> {
         self.membership.read().route(ns, &sel.rooms)
     }
 
@@ -333,7 +383,8 @@ impl Cluster {
         peers.iter().filter(|p| self.send(p, frame.clone())).count()
     }
 
-    fn fresh_id(&self) -> u64 {
+    /// A fresh request id.
+    pub fn fresh_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -354,7 +405,7 @@ impl Cluster {
                 self.local_broadcast(&hub, from, &ns, &sel, &event, &args, delivery, ack);
             }
             Msg::Request { id, ns, sel, op } => {
-                let reply = local_op(&hub, &ns, &sel, &op);
+                let reply = hub.apply_local(&ns, &sel, &op);
                 self.send(from, codec::encode(&Msg::Reply { id, reply }));
             }
             Msg::Reply { id, reply } => {
@@ -364,21 +415,29 @@ impl Cluster {
             }
             Msg::AckCount { id, sockets } => {
                 if let Some(Waiter::Acks(tx)) = self.waiters.lock().get(&id) {
-                    let _ = tx.send(AckEvent::Asked(sockets));
+                    let _ = tx.send((from.clone(), RemoteAck::Asked(sockets)));
                 }
             }
             Msg::Ack { id, socket, args } => {
                 if let Some(Waiter::Acks(tx)) = self.waiters.lock().get(&id) {
-                    let _ = tx.send(AckEvent::Ack(socket, args));
+                    let _ = tx.send((from.clone(), RemoteAck::Ack(socket, args)));
                 }
             }
             Msg::Rooms { ns, added } => {
                 let now = self.now_ms();
                 self.membership.write().hint(from, &ns, &added, now);
             }
-            Msg::ServerEmit { ns, event, args } => {
-                let _ = self.server_events.send(ServerEvent { ns, event, args });
-            }
+            msg @ (Msg::ToApp { .. }
+            | Msg::FromApp { .. }
+            | Msg::AppGone { .. }
+            | Msg::AppEmit { .. }
+            | Msg::AppAck { .. }
+            | Msg::AppData { .. }) => match self.apps.get() {
+                Some(apps) => apps.on_mesh(from, msg),
+                None => {
+                    self.metrics.mesh_dropped.with_label_values(&["no_link_mode"]).inc();
+                }
+            },
         }
     }
 
@@ -404,63 +463,150 @@ impl Cluster {
             hub.emit_local(&namespace, sel, event, args, delivery, None);
             return;
         };
-        let (sink, mut acks) = mpsc::unbounded_channel();
+        let (sink, acks) = mpsc::unbounded_channel();
         let result = hub.emit_local(&namespace, sel, event, args, delivery, Some(&sink));
         drop(sink);
-        let expected = result.awaiting_ack.len();
         let asked = result.awaiting_ack.iter().map(|s| s.id.to_string()).collect();
         self.send(from, codec::encode(&Msg::AckCount { id, sockets: asked }));
-        if expected == 0 {
+        if result.awaiting_ack.is_empty() {
             return;
         }
-        let (me, from, timeout) = (self.clone(), from.clone(), self.settings.request_timeout);
-        let ack_id = result.ack_id;
+        // The same collector as every other emit-with-acks, local part only; each ack goes
+        // back to the emitting node as it arrives.
+        let collector = acks::Collector::new(Some((result, acks)), None);
+        let (me, from, deadline) =
+            (self.clone(), from.clone(), tokio::time::Instant::now() + self.settings.request_timeout);
         tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + timeout;
-            let mut got = 0;
-            while got < expected {
-                match tokio::time::timeout_at(deadline, acks.recv()).await {
-                    Ok(Some((socket, args))) => {
-                        got += 1;
-                        me.send(&from, codec::encode(&Msg::Ack { id, socket: socket.to_string(), args }));
+            collector
+                .run(deadline, |event| {
+                    if let acks::AckEvent::Ack { socket, args } = event {
+                        me.send(&from, codec::encode(&Msg::Ack { id, socket, args }));
                     }
-                    _ => break,
-                }
-            }
-            if let Some(ack_id) = ack_id {
-                for s in &result.awaiting_ack {
-                    s.forget_ack(ack_id);
-                }
-            }
+                })
+                .await;
         });
     }
 
-    async fn request(&self, peer: &NodeId, ns: &str, sel: &Selector, op: &Op) -> Option<Reply> {
+    /// Send the message `build(id)` to `peer` now; its `Reply { id }` is awaited with
+    /// `PendingCall::wait` (until `request_timeout`). Sending at once keeps the caller's order
+    /// on the mesh (a join request, then a broadcast, arrive in that order).
+    pub fn start_call(self: &Arc<Self>, peer: &NodeId, build: impl FnOnce(u64) -> Msg) -> PendingCall {
         let id = self.fresh_id();
         let (tx, rx) = oneshot::channel();
         self.waiters.lock().insert(id, Waiter::Reply(tx));
-        let msg = Msg::Request { id, ns: ns.to_string(), sel: sel.clone(), op: op.clone() };
-        let sent = self.send(peer, codec::encode(&msg));
-        let reply = if sent {
-            tokio::time::timeout(self.settings.request_timeout, rx).await.ok().and_then(Result::ok)
-        } else {
-            None
-        };
-        if reply.is_none() {
-            self.waiters.lock().remove(&id);
-            if sent {
-                self.metrics.remote_timeouts.with_label_values(&["request"]).inc();
+        let sent = self.send(peer, codec::encode(&build(id)));
+        PendingCall { cluster: self.clone(), id, rx: sent.then_some(rx) }
+    }
+
+    /// Answer a peer's request `id`.
+    pub fn reply(&self, peer: &NodeId, id: u64, reply: Reply) {
+        self.send(peer, codec::encode(&Msg::Reply { id, reply }));
+    }
+
+    /// Send `op` now to every peer that may hold selected sockets (a join is also hinted, so
+    /// a broadcast to the joined rooms right after routes to those peers). `StartedOp::finish`
+    /// collects the answers.
+    pub fn start_all(self: &Arc<Self>, ns: &str, sel: &Selector, op: Op) -> StartedOp {
+        let peers = self.route(ns, sel);
+        if let Op::Join(rooms) = &op {
+            let names: Vec<String> = rooms.iter().map(|r| r.to_string()).collect();
+            for p in &peers {
+                self.hint_rooms(p, ns, &names);
             }
+        }
+        let calls = peers
+            .into_iter()
+            .map(|p| {
+                let call = self.start_call(&p, |id| Msg::Request {
+                    id,
+                    ns: ns.to_string(),
+                    sel: sel.clone(),
+                    op: op.clone(),
+                });
+                (p, call)
+            })
+            .collect();
+        StartedOp { calls }
+    }
+    /// Send a broadcast asking for acks to the peers `sel` routes to; `None` when no peer may
+    /// hold a selected socket.
+    #[allow(clippy::too_many_arguments)]
+    pub fn broadcast_with_acks(
+        self: &Arc<Self>,
+        ns: &str,
+        sel: &Selector,
+        event: &str,
+        args: &Args,
+        delivery: Delivery,
+    ) -> Option<RemoteAcks> {
+        let peers = self.route(ns, sel);
+        if peers.is_empty() {
+            return None;
+        }
+        let id = self.fresh_id();
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.waiters.lock().insert(id, Waiter::Acks(tx));
+        let msg = Msg::Broadcast {
+            ns: ns.into(),
+            sel: sel.clone(),
+            event: event.into(),
+            args: args.clone(),
+            volatile: delivery == Delivery::Volatile,
+            ack: Some(id),
+        };
+        let frame = codec::encode(&msg);
+        let queued: Vec<NodeId> = peers.into_iter().filter(|p| self.send(p, frame.clone())).collect();
+        Some(RemoteAcks { peers: queued, rx, cluster: self.clone(), id })
+    }
+}
+
+/// A request sent to a peer, awaiting its reply. Dropping it stops waiting.
+pub struct PendingCall {
+    cluster: Arc<Cluster>,
+    id: u64,
+    rx: Option<oneshot::Receiver<Reply>>,
+}
+
+impl PendingCall {
+    /// The reply, or `None` when the request could not be sent or the peer did not answer
+    /// within `request_timeout`.
+    pub async fn wait(mut self) -> Option<Reply> {
+        let rx = self.rx.take()?;
+        let reply =
+            tokio::time::timeout(self.cluster.settings.request_timeout, rx).await.ok().and_then(Result::ok);
+        if reply.is_none() {
+            self.cluster.metrics.remote_timeouts.with_label_values(&["request"]).inc();
         }
         reply
     }
+}
 
-    /// Apply `op` on every peer that may hold selected sockets; replies of peers that answered
-    /// in time (a dead or slow peer is skipped after `request_timeout`).
-    async fn remote(&self, ns: &str, sel: &Selector, op: Op) -> Vec<Reply> {
-        let peers = self.route(ns, sel);
-        let calls = peers.iter().map(|p| self.request(p, ns, sel, &op));
-        futures_util::future::join_all(calls).await.into_iter().flatten().collect()
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        self.cluster.waiters.lock().remove(&self.id);
+    }
+}
+
+/// An operation sent to the peers a selector routes to.
+pub struct StartedOp {
+    calls: Vec<(NodeId, PendingCall)>,
+}
+
+impl StartedOp {
+    /// The replies of the peers that answered within `request_timeout`, and the peers that did
+    /// not (dead, partitioned or slow) — no caller waits longer than that on any peer.
+    pub async fn finish(self) -> (Vec<Reply>, Vec<NodeId>) {
+        let (peers, calls): (Vec<NodeId>, Vec<PendingCall>) = self.calls.into_iter().unzip();
+        let answers = futures_util::future::join_all(calls.into_iter().map(PendingCall::wait)).await;
+        let mut replies = Vec::with_capacity(answers.len());
+        let mut missing = Vec::new();
+        for (peer, answer) in peers.into_iter().zip(answers) {
+            match answer {
+                Some(r) => replies.push(r),
+                None => missing.push(peer),
+            }
+        }
+        (replies, missing)
     }
 }
 
@@ -479,199 +625,6 @@ impl Peers for Cluster {
             ack: None,
         };
         self.broadcast_to(&peers, &msg);
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
-
-/// The cluster of `hub`, when it has one.
-pub fn of(hub: &Hub) -> Option<&Cluster> {
-    hub.peers.get().and_then(|p| p.as_any().downcast_ref::<Cluster>())
-}
-
-/// Apply an operation to this node's sockets.
-pub fn local_op(hub: &Arc<Hub>, ns: &str, sel: &Selector, op: &Op) -> Reply {
-    let Some(namespace) = hub.existing_namespace(ns) else {
-        return match op {
-            Op::Fetch => Reply::Sockets(Vec::new()),
-            _ => Reply::Count(0),
-        };
-    };
-    let mut sockets = Vec::new();
-    namespace.select(sel, |s| sockets.push(s.clone()));
-    match op {
-        Op::Join(rooms) => {
-            for s in &sockets {
-                namespace.join(s, rooms);
-            }
-            Reply::Count(sockets.len() as u32)
-        }
-        Op::Leave(rooms) => {
-            for s in &sockets {
-                namespace.leave(s, rooms);
-            }
-            Reply::Count(sockets.len() as u32)
-        }
-        Op::Disconnect { close } => {
-            for s in &sockets {
-                hub.disconnect_socket(s, *close);
-            }
-            Reply::Count(sockets.len() as u32)
-        }
-        Op::Fetch => Reply::Sockets(
-            sockets
-                .iter()
-                .map(|s| SocketInfo {
-                    id: s.id.to_string(),
-                    namespace: ns.to_string(),
-                    rooms: s.rooms(),
-                    handshake: s.handshake_json().to_string(),
-                    recovered: s.recovered,
-                })
-                .collect(),
-        ),
-    }
-}
-
-fn count(replies: &[Reply]) -> usize {
-    replies.iter().map(|r| if let Reply::Count(n) = r { *n as usize } else { 0 }).sum()
-}
-
-async fn everywhere(hub: &Arc<Hub>, ns: &str, sel: &Selector, op: Op) -> Vec<Reply> {
-    let mut replies = vec![local_op(hub, ns, sel, &op)];
-    if let Some(c) = of(hub) {
-        replies.extend(c.remote(ns, sel, op).await);
-    }
-    replies
-}
-
-/// Add the selected sockets of every node to `rooms`; returns how many sockets.
-pub async fn join(hub: &Arc<Hub>, ns: &str, sel: &Selector, rooms: Vec<crate::ids::Room>) -> usize {
-    count(&everywhere(hub, ns, sel, Op::Join(rooms)).await)
-}
-
-/// Remove the selected sockets of every node from `rooms`; returns how many sockets.
-pub async fn leave(hub: &Arc<Hub>, ns: &str, sel: &Selector, rooms: Vec<crate::ids::Room>) -> usize {
-    count(&everywhere(hub, ns, sel, Op::Leave(rooms)).await)
-}
-
-/// Disconnect the selected sockets of every node (with `close`, their sessions); returns how
-/// many sockets.
-pub async fn disconnect(hub: &Arc<Hub>, ns: &str, sel: &Selector, close: bool) -> usize {
-    count(&everywhere(hub, ns, sel, Op::Disconnect { close }).await)
-}
-
-/// Describe the selected sockets of every node (`fetchSockets`).
-pub async fn fetch_sockets(hub: &Arc<Hub>, ns: &str, sel: &Selector) -> Vec<SocketInfo> {
-    everywhere(hub, ns, sel, Op::Fetch)
-        .await
-        .into_iter()
-        .flat_map(|r| match r {
-            Reply::Sockets(list) => list,
-            Reply::Count(_) => Vec::new(),
-        })
-        .collect()
-}
-
-/// `serverSideEmit`: deliver an event to the application servers linked to the other nodes
-/// (they subscribe with `Cluster::server_events`). Returns how many peers it was queued for.
-pub fn server_side_emit(hub: &Hub, ns: &str, event: &str, args: &Args) -> usize {
-    let Some(c) = of(hub) else { return 0 };
-    let peers: Vec<NodeId> = c.membership.read().peers().map(|p| p.id.clone()).collect();
-    c.broadcast_to(&peers, &Msg::ServerEmit { ns: ns.into(), event: event.into(), args: args.clone() })
-}
-
-/// Emit to the selected sockets of every node and collect their acks until every client
-/// asked has answered or `timeout` passed. A peer that does not say whom it asked in time
-/// counts as no recipients (its late acks are ignored).
-pub async fn emit_with_acks(
-    hub: &Arc<Hub>,
-    ns: &str,
-    sel: &Selector,
-    event: &str,
-    args: &Args,
-    delivery: Delivery,
-    timeout: Duration,
-) -> AckResult {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let (tx, mut rx) = mpsc::unbounded_channel::<AckEvent>();
-    let mut peers_left = 0usize;
-    let mut request: Option<(&Cluster, u64)> = None;
-    if let Some(c) = of(hub) {
-        let peers = c.route(ns, sel);
-        if !peers.is_empty() {
-            let id = c.fresh_id();
-            c.waiters.lock().insert(id, Waiter::Acks(tx.clone()));
-            let msg = Msg::Broadcast {
-                ns: ns.into(),
-                sel: sel.clone(),
-                event: event.into(),
-                args: args.clone(),
-                volatile: delivery == Delivery::Volatile,
-                ack: Some(id),
-            };
-            peers_left = c.broadcast_to(&peers, &msg);
-            request = Some((c, id));
-        }
-    }
-    drop(tx);
-    // Local sockets answer into their own channel.
-    let (local_tx, mut local_rx) = mpsc::unbounded_channel::<(SocketId, Args)>();
-    let local =
-        hub.existing_namespace(ns).map(|n| hub.emit_local(&n, sel, event, args, delivery, Some(&local_tx)));
-    drop(local_tx);
-    let mut out = AckResult::default();
-    if let Some(b) = &local {
-        out.asked.extend(b.awaiting_ack.iter().map(|s| s.id.to_string()));
-    }
-    let (mut local_open, mut remote_open) = (!out.asked.is_empty(), request.is_some());
-    loop {
-        if peers_left == 0 && out.acks.len() >= out.asked.len() {
-            out.complete = true;
-            break;
-        }
-        if !local_open && !remote_open {
-            break;
-        }
-        tokio::select! {
-            a = local_rx.recv(), if local_open => match a {
-                Some((socket, args)) => out.acks.push((socket.to_string(), args)),
-                None => local_open = false,
-            },
-            e = rx.recv(), if remote_open => match e {
-                Some(AckEvent::Asked(sockets)) => {
-                    peers_left = peers_left.saturating_sub(1);
-                    out.asked.extend(sockets);
-                }
-                Some(AckEvent::Ack(socket, args)) => out.acks.push((socket, args)),
-                None => remote_open = false,
-            },
-            _ = tokio::time::sleep_until(deadline) => break,
-        }
-    }
-    if let Some((c, id)) = request {
-        c.waiters.lock().remove(&id);
-        if !out.complete {
-            c.metrics.remote_timeouts.with_label_values(&["acks"]).inc();
-        }
-    }
-    if let Some(b) = local {
-        if let Some(id) = b.ack_id {
-            for s in &b.awaiting_ack {
-                s.forget_ack(id);
-            }
-        }
-    }
-    out
-}
-
-/// Forward an emit to the peers only: for callers on a node where the namespace has no
-/// sockets (so `Hub::emit`, which needs the local namespace, is not called). No-op alone.
-pub fn forward_emit(hub: &Hub, ns: &str, sel: &Selector, event: &str, args: &Args, delivery: Delivery) {
-    if let Some(c) = of(hub) {
-        c.forward_emit(ns, sel, event, args, delivery);
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::app::{ConnectDecision, ConnectRequest};
 use super::namespace::{Broadcast, EmitFlags, Namespace, Selector};
 use super::packet::{self, Args};
 use super::recovery::Restored;
@@ -13,7 +14,6 @@ use super::socket::{AckSink, Socket};
 use super::{sio, Hub};
 use crate::engine::{Conn, Delivery};
 use crate::ids::{Room, SocketId};
-use crate::upstream::{ConnectDecision, ConnectRequest};
 
 /// A namespace connect that passed the hub's checks and awaits the application's answer.
 pub struct PreparedConnect {
@@ -63,6 +63,7 @@ impl Hub {
     }
 
     async fn connect(self: Arc<Self>, conn: Arc<Conn>, nsp: String, auth: Map<String, Value>) {
+        let Some(upstream) = self.upstream().cloned() else { return };
         let Some(prep) = self.prepare_connect(&conn, nsp, auth) else { return };
         let request = ConnectRequest {
             socket_id: prep.id.clone(),
@@ -71,7 +72,7 @@ impl Hub {
             auth: prep.auth.clone(),
             claims: prep.claims.clone(),
         };
-        match self.upstream.connect(request).await {
+        match upstream.connect(request).await {
             ConnectDecision::Accept { rooms } => {
                 self.admit(&conn, prep, rooms);
             }
@@ -167,8 +168,9 @@ impl Hub {
                 self.send_to(&socket, frames, Delivery::Reliable);
             }
         }
-        let fut = self.upstream.connected(socket.clone());
-        socket.enqueue_upstream(fut);
+        if let Some(upstream) = self.upstream() {
+            socket.enqueue_upstream(upstream.connected(socket.clone()));
+        }
         Some(socket)
     }
 

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use socketio_hub_protocol::socket::{self, PacketType};
 
+use super::app::{Dispatch, EventCall};
 use super::packet::{self, Args};
 use super::socket::Socket;
 use super::{sio, Hub, PartialBinary};
 use crate::engine::{CloseReason, Conn, Delivery};
-use crate::upstream::EventCall;
 
 /// Disconnect reasons after which connection state recovery keeps the socket's state.
 const RECOVERABLE: &[&str] = &[
@@ -78,7 +78,7 @@ impl Hub {
     ) {
         // Link mode: the application's own Socket.IO server handles the packet; the hub only
         // routes it (and keeps its room index from the application's answers).
-        if let Some(router) = self.upstream.packet_router() {
+        if let Dispatch::Link(router) = &self.dispatch {
             return router.client_packet(self, conn, text, &packet, attachments);
         }
         match packet.kind {
@@ -129,8 +129,9 @@ impl Hub {
         if let Some(verb) = name.strip_prefix("hub:") {
             return self.on_hub_event(socket, verb, args, ack);
         }
+        let Some(upstream) = self.upstream() else { return };
         let call = EventCall { socket: socket.clone(), event: name.to_string(), args, ack: ack.is_some() };
-        let fut = self.upstream.event(call);
+        let fut = upstream.event(call);
         let (hub, s) = (self.clone(), socket.clone());
         socket.enqueue_upstream(async move {
             let reply = fut.await;
@@ -169,8 +170,12 @@ impl Hub {
         }
         sio(&socket.conn).sockets.lock().retain(|s| !Arc::ptr_eq(s, socket));
         self.metrics.sockets.dec();
-        let fut = self.upstream.disconnected(socket.clone(), reason);
-        socket.enqueue_upstream(fut);
+        match &self.dispatch {
+            Dispatch::App(upstream) => socket.enqueue_upstream(upstream.disconnected(socket.clone(), reason)),
+            // A closing session is reported once, by `session_closed`.
+            Dispatch::Link(router) if socket.conn.closed().is_none() => router.socket_removed(socket, reason),
+            Dispatch::Link(_) => {}
+        }
     }
 
     /// Server-side disconnect of one socket (REST or app); with `close`, the whole session.

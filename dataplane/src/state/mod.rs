@@ -9,9 +9,11 @@
 //!   cluster layer gossips;
 //! - nothing here knows HTTP or WebSocket; the engine hands in messages and drains frames.
 
+pub mod app;
 mod connect;
 mod inbound;
 mod namespace;
+pub mod ops;
 mod packet;
 mod permissions;
 mod recovery;
@@ -26,15 +28,16 @@ use parking_lot::Mutex;
 use smallvec::SmallVec;
 use socketio_hub_config::HubConfig;
 
+pub use app::{BoxFut, ConnectDecision, ConnectRequest, Dispatch, EventCall, PacketRouter, Upstream};
 pub use connect::PreparedConnect;
 pub use namespace::{Broadcast, Namespace, Selector, LINK_ACK_ID_BASE};
+pub use ops::{AppBinding, Op, OpReply, SocketInfo};
 pub use packet::{Args, ArgsError, Outgoing};
 pub use socket::{AckSink, Socket};
 
 use crate::auth::AccessKeys;
 use crate::engine::{CloseReason, Conn, Delivery, Engine, EngineHandler};
 use crate::metrics::Metrics;
-use crate::upstream::Upstream;
 
 /// A binary packet whose header arrived and whose attachments are still coming.
 pub(crate) struct PartialBinary {
@@ -75,8 +78,6 @@ impl SioConn {
 pub trait Peers: Send + Sync + 'static {
     /// Forward an emit made on this node to the nodes that have sockets it targets.
     fn forward_emit(&self, ns: &str, sel: &Selector, event: &str, args: &Args, delivery: Delivery);
-    /// The implementation, for callers that need the cluster's own operations.
-    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// One hub node.
@@ -87,8 +88,8 @@ pub struct Hub {
     pub engine: Arc<Engine>,
     /// Namespaces that have (or had) sockets.
     pub namespaces: DashMap<Arc<str>, Arc<Namespace>>,
-    /// Where application logic lives.
-    pub upstream: Arc<dyn Upstream>,
+    /// How client packets reach application logic.
+    pub dispatch: Dispatch,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Access keys (REST, webhook signatures, client tokens).
@@ -105,7 +106,7 @@ impl Hub {
     pub fn new(
         config: Arc<HubConfig>,
         engine: Arc<Engine>,
-        upstream: Arc<dyn Upstream>,
+        dispatch: Dispatch,
         metrics: Arc<Metrics>,
         keys: AccessKeys,
     ) -> Arc<Self> {
@@ -113,7 +114,7 @@ impl Hub {
             config,
             engine: engine.clone(),
             namespaces: DashMap::new(),
-            upstream,
+            dispatch,
             metrics,
             keys,
             ready: AtomicBool::new(false),
@@ -155,6 +156,14 @@ impl Hub {
         self.config.socketio.namespaces.iter().any(|p| socketio_hub_config::pattern_matches(p, name))
     }
 
+    /// The upstream, when the hub runs the Socket.IO logic itself (not in link mode).
+    pub fn upstream(&self) -> Option<&Arc<dyn Upstream>> {
+        match &self.dispatch {
+            Dispatch::App(u) => Some(u),
+            Dispatch::Link(_) => None,
+        }
+    }
+
     /// Begin draining: refuse new sessions and report not ready.
     pub fn begin_shutdown(&self) {
         self.ready.store(false, Ordering::SeqCst);
@@ -182,7 +191,7 @@ impl EngineHandler for Hub {
             self.remove_socket(&socket, reason.as_str(), true);
         }
         // Link mode: the application server holding this session learns that it ended.
-        if let Some(router) = self.upstream.packet_router() {
+        if let Dispatch::Link(router) = &self.dispatch {
             router.session_closed(conn, reason);
         }
     }

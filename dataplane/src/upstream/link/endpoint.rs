@@ -17,7 +17,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use socketio_hub_protocol::socket::{self, PacketType};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -25,21 +25,18 @@ use warp::filters::BoxedFilter;
 use warp::Filter;
 
 use super::wire::{self, AppMsg, Reassembly};
-use super::{HubRequest, Instance, Link, Out, Registry, MAX_QUEUED};
+use super::{servers, AppRef, HubRequest, Instance, Link, LinkSession, Out, Registry, MAX_QUEUED};
+use crate::cluster::Msg;
 use crate::engine::{CloseReason, Delivery};
 use crate::frame::{Frame, FrameBuilder};
-use crate::ids::{Room, SocketId};
-use crate::state::{Args, Hub, Namespace, Outgoing, Selector, Socket};
+use crate::ids::{Room, Sid, SocketId};
+use crate::state::{Hub, Outgoing, Selector};
 use crate::transport::Response;
 
 /// How often the hub pings each application server (and measures the link's latency).
 const PING_EVERY: Duration = Duration::from_secs(5);
 /// A link silent for this long is considered dead.
 const SILENCE_LIMIT: Duration = Duration::from_secs(20);
-/// Acks of a broadcast are collected this long when the application gave no timeout.
-const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest wait for other servers' `socket.data` during `fetchSockets`.
-const DATA_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest link message (a client packet can be at most the engine's max payload).
 const MAX_MESSAGE: usize = 64 << 20;
 
@@ -147,7 +144,7 @@ fn url_params(query: &str) -> HashMap<String, String> {
         .collect()
 }
 
-fn now_micros() -> u64 {
+pub(super) fn now_micros() -> u64 {
     crate::clock::since_epoch().as_micros() as u64
 }
 
@@ -264,60 +261,50 @@ async fn serve(reg: Arc<Registry>, ws: Ws, name: String) {
     writer.abort();
 }
 
-/// Apply one message of `inst`, synchronously (that is what keeps per-link order).
+/// Apply one message of `inst`, synchronously (that is what keeps per-link order: whatever
+/// an operation sends to other nodes is sent before this returns).
 fn apply(reg: &Arc<Registry>, inst: &Arc<Instance>, msg: AppMsg, bins: Vec<Bytes>) {
-    let Some(hub) = reg.hub() else { return };
+    let (Some(hub), Some(ops)) = (reg.hub(), reg.ops.get()) else { return };
     let kind = msg.kind();
     let result: Result<(), String> = match msg {
-        AppMsg::Packet { sid, data, volatile, .. } => packet(reg, &hub, inst, &sid, &data, bins, volatile),
-        AppMsg::Close { sid } => {
-            if let Some(session) = reg.session_of(&sid, inst) {
-                hub.close_conn(&session.conn, CloseReason::ForcedClose);
-            }
-            Ok(())
+        m @ (AppMsg::Packet { .. } | AppMsg::Close { .. } | AppMsg::Join { .. } | AppMsg::Leave { .. }) => {
+            apply_session(reg, &hub, &AppTarget::Local(inst.clone()), m, bins)
         }
-        AppMsg::Join { nsp, id, sid, rooms } => {
-            rooms_op(reg, &hub, &nsp, &id, sid.as_deref(), rooms, true);
-            Ok(())
-        }
-        AppMsg::Leave { nsp, id, sid, rooms } => {
-            rooms_op(reg, &hub, &nsp, &id, sid.as_deref(), rooms, false);
-            Ok(())
-        }
-        AppMsg::Broadcast { nsp, rooms, except, data, volatile, req, timeout, .. } => {
-            broadcast(reg, &hub, inst, &nsp, selector(rooms, except), &data, bins, volatile, req, timeout)
-        }
+        AppMsg::Broadcast { nsp, rooms, except, data, volatile, req, timeout, .. } => servers::broadcast(
+            reg,
+            ops,
+            inst,
+            &nsp,
+            selector(rooms, except),
+            &data,
+            bins,
+            volatile,
+            req,
+            timeout,
+        ),
         AppMsg::SocketsJoin { nsp, rooms, except, targets } => {
-            sockets_rooms(reg, &hub, &nsp, &selector(rooms, except), targets, true);
+            // The answer is not needed: applied here and sent to the peers already.
+            drop(ops.join(&nsp, &selector(rooms, except), targets.into_iter().map(Room::from).collect()));
             Ok(())
         }
         AppMsg::SocketsLeave { nsp, rooms, except, targets } => {
-            sockets_rooms(reg, &hub, &nsp, &selector(rooms, except), targets, false);
+            drop(ops.leave(&nsp, &selector(rooms, except), targets.into_iter().map(Room::from).collect()));
             Ok(())
         }
         AppMsg::DisconnectSockets { nsp, rooms, except, close } => {
-            if let Some(ns) = hub.existing_namespace(&nsp) {
-                for s in selected(&ns, &selector(rooms, except)) {
-                    hub.disconnect_socket(&s, close);
-                }
-            }
+            drop(ops.disconnect(&nsp, &selector(rooms, except), close));
             Ok(())
         }
         AppMsg::FetchSockets { req, nsp, rooms, except } => {
-            fetch_sockets(reg, &hub, inst, req, &nsp, &selector(rooms, except));
+            servers::fetch_sockets(reg, ops, inst, req, &nsp, &selector(rooms, except));
             Ok(())
         }
         AppMsg::ServerSideEmit { nsp, data, req, timeout, .. } => {
-            server_side_emit(reg, inst, &nsp, data, bins, req, timeout);
+            servers::server_side_emit(reg, inst, &nsp, data, bins, req, timeout);
             Ok(())
         }
         AppMsg::SsAck { req, data, .. } => {
-            if let Some((_, HubRequest::SsEmit { origin, origin_req })) = reg.requests.remove(&req) {
-                if let Some(origin) = origin.upgrade() {
-                    let text = json!({ "t": "ack", "req": origin_req, "data": data, "bin": bins.len() });
-                    let _ = origin.send(Out { text: text.to_string(), bins });
-                }
-            }
+            servers::server_ack(reg, req, data, bins);
             Ok(())
         }
         AppMsg::Reply { req, data } => {
@@ -337,18 +324,95 @@ fn apply(reg: &Arc<Registry>, inst: &Arc<Instance>, msg: AppMsg, bins: Vec<Bytes
     }
 }
 
-fn selector(rooms: Vec<String>, except: Vec<String>) -> Selector {
+/// Who a session message comes from: a server linked here, or one linked to another node
+/// (relayed over the mesh).
+pub(super) enum AppTarget {
+    /// A server linked to this node.
+    Local(Arc<Instance>),
+    /// A server linked to another node.
+    Remote(AppRef),
+}
+
+impl AppTarget {
+    fn app_ref(&self) -> AppRef {
+        match self {
+            AppTarget::Local(i) => AppRef::Local(i.id),
+            AppTarget::Remote(r) => r.clone(),
+        }
+    }
+}
+
+/// A message for one session (`packet`, `close`, `join`, `leave`): applied here when the
+/// session is held here and bound to the sender, relayed to the node holding it when the
+/// sender is a server linked here, ignored as stale otherwise.
+pub(super) fn apply_session(
+    reg: &Registry,
+    hub: &Arc<Hub>,
+    from: &AppTarget,
+    msg: AppMsg,
+    bins: Vec<Bytes>,
+) -> Result<(), String> {
+    let app = from.app_ref();
+    match &msg {
+        AppMsg::Packet { sid, data, volatile, .. } => match reg.session_of(sid, &app) {
+            Some(session) => packet(reg, hub, &session, data, bins, *volatile),
+            None => relay(reg, from, sid, &msg, bins, None),
+        },
+        AppMsg::Close { sid } => match reg.session_of(sid, &app) {
+            Some(session) => {
+                hub.close_conn(&session.conn, CloseReason::ForcedClose);
+                Ok(())
+            }
+            None => relay(reg, from, sid, &msg, bins, None),
+        },
+        AppMsg::Join { nsp, id, sid, rooms } | AppMsg::Leave { nsp, id, sid, rooms } => {
+            let join = matches!(msg, AppMsg::Join { .. });
+            if rooms_op(reg, hub, &app, nsp, id, sid.as_deref(), rooms, join) {
+                return Ok(());
+            }
+            let Some(sid) = sid else { return Ok(()) };
+            relay(reg, from, sid, &msg, bins, join.then_some((nsp.as_str(), rooms.as_slice())))
+        }
+        _ => Err("not a session message".into()),
+    }
+}
+
+/// Send a session message of a server linked here to the node holding the session (when the
+/// session is bound to that server); with `hint`, that node is routed to for those rooms from
+/// now, so a broadcast right after the join includes the socket.
+fn relay(
+    reg: &Registry,
+    from: &AppTarget,
+    sid: &str,
+    msg: &AppMsg,
+    bins: Vec<Bytes>,
+    hint: Option<(&str, &[String])>,
+) -> Result<(), String> {
+    // A relayed message is applied on the node holding the session or nowhere.
+    let AppTarget::Local(inst) = from else { return Ok(()) };
+    let Some(sid) = Sid::parse(sid) else { return Ok(()) };
+    let Some(node) = reg.relayed.get(&sid).filter(|r| Arc::ptr_eq(&r.inst, inst)).map(|r| r.node.clone())
+    else {
+        // Closed, or moved to another server: stale.
+        return Ok(());
+    };
+    let Some(cluster) = reg.cluster.get() else { return Ok(()) };
+    if let Some((ns, rooms)) = hint {
+        cluster.hint_rooms(&node, ns, rooms);
+    }
+    let text = serde_json::to_string(msg).map_err(|e| e.to_string())?;
+    if !cluster.send_msg(&node, &Msg::FromApp { instance: inst.id, text, bins }) {
+        reg.metrics.dropped.with_label_values(&["mesh"]).inc();
+    }
+    Ok(())
+}
+
+pub(super) fn selector(rooms: Vec<String>, except: Vec<String>) -> Selector {
     Selector {
         rooms: rooms.into_iter().map(Room::from).collect(),
         except_rooms: except.into_iter().map(Room::from).collect(),
         except_socket: None,
     }
-}
-
-fn selected(ns: &Namespace, sel: &Selector) -> Vec<Arc<Socket>> {
-    let mut out = Vec::new();
-    ns.select(sel, |s| out.push(s.clone()));
-    out
 }
 
 /// Frames for a client: the Engine.IO message `4<data>`, then the attachments.
@@ -362,20 +426,15 @@ fn frames(data: &str, bins: &[Bytes]) -> Outgoing {
     out
 }
 
-/// The application writes a packet to one of its client sessions.
+/// The application writes a packet to one of its client sessions (held here, bound to it).
 fn packet(
-    reg: &Arc<Registry>,
+    reg: &Registry,
     hub: &Arc<Hub>,
-    inst: &Arc<Instance>,
-    sid: &str,
+    session: &LinkSession,
     data: &str,
     bins: Vec<Bytes>,
     volatile: bool,
 ) -> Result<(), String> {
-    let Some(session) = reg.session_of(sid, inst) else {
-        // Closed, or moved to another server: the packet is stale.
-        return Ok(());
-    };
     let conn = &session.conn;
     let p = socket::decode(data, reg.max_attachments).map_err(|e| e.to_string())?;
     if p.attachments != bins.len() {
@@ -435,32 +494,33 @@ fn push(hub: &Hub, conn: &Arc<crate::engine::Conn>, frames: &Outgoing, delivery:
     }
 }
 
-/// `socket.join` / `socket.leave` (possibly before the CONNECT answer, from a middleware).
+/// `socket.join` / `socket.leave` of a socket held here (possibly before the CONNECT answer,
+/// from a middleware). Returns false when neither the socket nor its pending connect is here.
+#[allow(clippy::too_many_arguments)]
 fn rooms_op(
     reg: &Registry,
     hub: &Hub,
+    app: &AppRef,
     nsp: &str,
     id: &str,
     sid: Option<&str>,
-    rooms: Vec<String>,
+    rooms: &[String],
     join: bool,
-) {
-    let rooms: Vec<Room> = rooms.into_iter().filter(|r| r != id).map(Room::from).collect();
+) -> bool {
+    let rooms: Vec<Room> = rooms.iter().filter(|r| *r != id).map(|r| Room::from(r.as_str())).collect();
+    let Some(id) = SocketId::parse(id) else { return true };
     if rooms.is_empty() {
-        return;
+        return true;
     }
-    let Some(id) = SocketId::parse(id) else { return };
     if let Some(s) = hub.existing_namespace(nsp).and_then(|ns| ns.sockets.get(&id).map(|s| s.clone())) {
         match join {
             true => s.ns.join(&s, &rooms),
             false => s.ns.leave(&s, &rooms),
         }
-        return;
+        return true;
     }
-    let Some(session) =
-        sid.and_then(crate::ids::Sid::parse).and_then(|sid| reg.sessions.get(&sid).map(|s| s.clone()))
-    else {
-        return;
+    let Some(session) = sid.and_then(|sid| reg.session_of(sid, app)) else {
+        return false;
     };
     let mut state = session.state.lock();
     if let Some(p) = state.pending.get_mut(nsp).filter(|p| p.prep.id == id) {
@@ -474,168 +534,5 @@ fn rooms_op(
             p.rooms.retain(|r| !rooms.contains(r));
         }
     }
-}
-
-/// `io.in(…).socketsJoin/socketsLeave`: changed at the hub, then every affected socket's
-/// server is told so its local `socket.rooms` stays right.
-fn sockets_rooms(reg: &Registry, hub: &Hub, nsp: &str, sel: &Selector, targets: Vec<String>, join: bool) {
-    let Some(ns) = hub.existing_namespace(nsp) else { return };
-    let targets: Vec<Room> = targets.into_iter().map(Room::from).collect();
-    for s in selected(&ns, sel) {
-        let mine: Vec<Room> = targets.iter().filter(|r| ***r != *s.id.as_str()).cloned().collect();
-        match join {
-            true => ns.join(&s, &mine),
-            false => ns.leave(&s, &mine),
-        }
-        let field = if join { "join" } else { "leave" };
-        let text = json!({ "t": "rooms", "sid": s.conn.sid.as_str(), "nsp": nsp, "id": s.id.as_str(), field: mine.iter().map(|r| &**r).collect::<Vec<_>>() });
-        reg.notify(&s, text.to_string());
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn broadcast(
-    reg: &Arc<Registry>,
-    hub: &Arc<Hub>,
-    inst: &Arc<Instance>,
-    nsp: &str,
-    sel: Selector,
-    data: &str,
-    bins: Vec<Bytes>,
-    volatile: bool,
-    req: Option<u64>,
-    timeout: Option<u64>,
-) -> Result<(), String> {
-    let p = socket::decode(data, reg.max_attachments).map_err(|e| e.to_string())?;
-    if !matches!(p.kind, PacketType::Event | PacketType::BinaryEvent) || p.attachments != bins.len() {
-        return Err("a broadcast carries one EVENT packet with its attachments".into());
-    }
-    let ev = p.event().map_err(|e| e.to_string())?;
-    let args = Args::from_raw(&ev.args, bins);
-    let delivery = if volatile { Delivery::Volatile } else { Delivery::Reliable };
-    let ns = hub.namespace(nsp);
-    let Some(req) = req else {
-        hub.emit(&ns, &sel, &ev.name, &args, delivery, None);
-        return Ok(());
-    };
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let result = hub.emit(&ns, &sel, &ev.name, &args, delivery, Some(&tx));
-    drop(tx);
-    let _ = inst.send(Out::json(json!({ "t": "reply", "req": req, "count": result.delivered }).to_string()));
-    let (Some(ack_id), expected) = (result.ack_id, result.delivered) else { return Ok(()) };
-    let wait = timeout.map_or(DEFAULT_ACK_TIMEOUT, Duration::from_millis).min(Duration::from_secs(600));
-    let (inst, nsp, awaiting) = (inst.clone(), nsp.to_string(), result.awaiting_ack);
-    tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut got = 0;
-        while got < expected {
-            let Ok(Some((_, args))) = tokio::time::timeout_at(deadline, rx.recv()).await else { break };
-            got += 1;
-            let data = wire::ack_packet(&nsp, req, &args.json, args.attachments.len());
-            let text = json!({ "t": "ack", "req": req, "data": data, "bin": args.attachments.len() });
-            let _ = inst.send(Out { text: text.to_string(), bins: args.attachments });
-        }
-        for s in awaiting {
-            s.forget_ack(ack_id);
-        }
-    });
-    Ok(())
-}
-
-fn fetch_sockets(reg: &Arc<Registry>, hub: &Hub, inst: &Arc<Instance>, req: u64, nsp: &str, sel: &Selector) {
-    let sockets = hub.existing_namespace(nsp).map(|ns| selected(&ns, sel)).unwrap_or_default();
-    // Sockets of other servers: ask each for their `socket.data`.
-    let mut others: HashMap<u64, (Arc<Instance>, Vec<String>)> = HashMap::new();
-    let mut described = Vec::with_capacity(sockets.len());
-    for s in &sockets {
-        let owner = reg.sessions.get(&s.conn.sid).and_then(|session| session.state.lock().instance.clone());
-        let local = owner.as_ref().is_some_and(|o| Arc::ptr_eq(o, inst));
-        if let Some(o) = owner.filter(|_| !local) {
-            others.entry(o.id).or_insert_with(|| (o.clone(), Vec::new())).1.push(s.id.to_string());
-        }
-        described.push(json!({
-            "id": s.id.as_str(),
-            "sid": s.conn.sid.as_str(),
-            "handshake": s.handshake_json(),
-            "rooms": s.rooms(),
-            "local": local,
-        }));
-    }
-    let mut waits = Vec::new();
-    for (_, (owner, ids)) in others {
-        let (tx, rx) = oneshot::channel();
-        let hreq = reg.next_req();
-        reg.requests.insert(hreq, HubRequest::Data(tx));
-        let text = json!({ "t": "fetchData", "req": hreq, "nsp": nsp, "ids": ids });
-        if owner.send(Out::json(text.to_string())).is_ok() {
-            waits.push((hreq, rx));
-        } else {
-            reg.requests.remove(&hreq);
-        }
-    }
-    let (reg, inst) = (reg.clone(), inst.clone());
-    tokio::spawn(async move {
-        let mut data = serde_json::Map::new();
-        let deadline = tokio::time::Instant::now() + DATA_TIMEOUT;
-        for (hreq, rx) in waits {
-            match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(Value::Object(m))) => data.extend(m),
-                _ => {
-                    reg.requests.remove(&hreq);
-                }
-            }
-        }
-        for d in described.iter_mut() {
-            if let Some(v) = d["id"].as_str().and_then(|id| data.remove(id)) {
-                d["data"] = v;
-            }
-        }
-        let _ = inst.send(Out::json(json!({ "t": "reply", "req": req, "sockets": described }).to_string()));
-    });
-}
-
-fn server_side_emit(
-    reg: &Arc<Registry>,
-    inst: &Arc<Instance>,
-    nsp: &str,
-    data: String,
-    bins: Vec<Bytes>,
-    req: Option<u64>,
-    timeout: Option<u64>,
-) {
-    let others: Vec<Arc<Instance>> = reg
-        .routing
-        .lock()
-        .instances
-        .iter()
-        .filter(|i| !Arc::ptr_eq(i, inst) && i.alive.load(Ordering::Relaxed))
-        .cloned()
-        .collect();
-    let mut sent = 0;
-    let mut hreqs = Vec::new();
-    for other in &others {
-        let hreq = req.map(|origin_req| {
-            let hreq = reg.next_req();
-            reg.requests.insert(hreq, HubRequest::SsEmit { origin: Arc::downgrade(inst), origin_req });
-            hreq
-        });
-        let text = json!({ "t": "ssemit", "nsp": nsp, "data": data, "bin": bins.len(), "req": hreq });
-        if other.send(Out { text: text.to_string(), bins: bins.clone() }).is_ok() {
-            sent += 1;
-            hreqs.extend(hreq);
-        } else if let Some(h) = hreq {
-            reg.requests.remove(&h);
-        }
-    }
-    if let Some(req) = req {
-        let _ = inst.send(Out::json(json!({ "t": "reply", "req": req, "count": sent }).to_string()));
-        let reg = reg.clone();
-        let wait = timeout.map_or(DEFAULT_ACK_TIMEOUT, Duration::from_millis).min(Duration::from_secs(600));
-        tokio::spawn(async move {
-            tokio::time::sleep(wait + Duration::from_millis(100)).await;
-            for h in hreqs {
-                reg.requests.remove(&h);
-            }
-        });
-    }
+    true
 }

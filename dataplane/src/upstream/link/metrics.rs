@@ -9,6 +9,10 @@ pub(crate) struct LinkMetrics {
     pub links: IntGauge,
     /// Client sessions bound to an application server.
     pub bound_sessions: IntGauge,
+    /// Sessions here bound to a server linked to another node.
+    pub remote_bound: IntGauge,
+    /// Sessions of other nodes bound to a server linked here.
+    pub relayed: IntGauge,
     /// Messages queued for application servers and not yet written to their links.
     pub in_flight: IntGauge,
     /// Messages for application servers dropped, by reason (`saturated`, `no_app_server`).
@@ -50,6 +54,14 @@ impl LinkMetrics {
         LinkMetrics {
             links: gauge("server_links", "Connected application servers (server links)."),
             bound_sessions: gauge("link_bound_sessions", "Client sessions bound to an application server."),
+            remote_bound: gauge(
+                "link_remote_bound_sessions",
+                "Client sessions of this node bound to an application server linked to another node.",
+            ),
+            relayed: gauge(
+                "link_relayed_sessions",
+                "Client sessions of other nodes bound to an application server linked here.",
+            ),
             in_flight: gauge("link_in_flight", "Messages queued for application servers, not yet written."),
             dropped: counter_vec("link_dropped_total", "Messages for application servers dropped.", "reason"),
             rebinds: reg(

@@ -3,24 +3,38 @@
 //! client's raw Socket.IO packets to the one application server its session is bound to, and
 //! writes what that server answers back to the client. Protocol: `docs/link-protocol.md`.
 //!
+//! Cluster-wide: a session is bound to an application server linked to *any* node. When the
+//! server is linked to another node, the session's messages cross the mesh to that node
+//! (`Msg::ToApp`), which writes them on the link, and the server's answers for the session come
+//! back the same way (`Msg::FromApp`) — so an application that can reach one address (a
+//! Service) serves clients on every node, and sessions are balanced over every live server of
+//! the cluster (nodes gossip their servers and how many sessions each holds). Operations on
+//! many sockets (broadcasts, socketsJoin, fetchSockets…) go through the cluster-wide
+//! operations layer (`crate::ops`), exactly like REST's; `serverSideEmit` reaches the servers
+//! linked to every node (`servers.rs`).
+//!
 //! The hub stays the authority for sessions (heartbeats, upgrades, never crossing the link)
-//! and for rooms: it registers a socket when the application answers its CONNECT, and
-//! broadcasts, room operations, `fetchSockets` and `serverSideEmit` are link messages it
-//! carries out.
+//! and for rooms: it registers a socket when the application answers its CONNECT.
 //!
 //! Invariants:
-//! - a session is bound to at most one live application server; only that server's packets
-//!   reach it (a late packet from a server it was moved away from is ignored);
+//! - a session is bound to at most one live application server, anywhere in the cluster;
+//!   only that server's packets reach it (a late packet from a server it moved away from —
+//!   local or relayed — is ignored);
 //! - messages of one link are applied in the order they were sent (one reader task per link,
-//!   synchronous application), so `socket.join(room)` then `io.to(room).emit()` reaches the
-//!   socket even when the join was not awaited;
-//! - what the hub queues for one application server is bounded (`MAX_QUEUED`); past it client
-//!   packets are dropped and counted, and a CONNECT is refused, never buffered without bound;
-//! - when a server goes away its sessions stay connected and are re-bound (their sockets are
-//!   re-announced with `rebind`), or wait for a server to come back.
+//!   synchronous application, and one ordered mesh stream per pair of nodes for what crosses
+//!   nodes), so `socket.join(room)` then `io.to(room).emit()` reaches the socket even when the
+//!   join was not awaited and the socket is on another node;
+//! - what the hub queues for one application server is bounded (`MAX_QUEUED`; mesh queues are
+//!   bounded too); past it client packets are dropped and counted, and a CONNECT is refused,
+//!   never buffered without bound;
+//! - when a server goes away — its link closes, or the node holding its link dies — its
+//!   sessions stay connected and are re-bound to a live server anywhere (their sockets are
+//!   re-announced with `rebind`, same ids and rooms), or wait for one.
 
 mod endpoint;
 mod metrics;
+mod relay;
+mod servers;
 pub mod wire;
 
 use std::collections::{HashMap, VecDeque};
@@ -38,12 +52,13 @@ use tokio::sync::{mpsc, oneshot};
 pub use endpoint::route;
 
 use self::metrics::LinkMetrics;
-use super::{BoxFut, ConnectDecision, ConnectRequest, EventCall, PacketRouter, Upstream};
 use crate::auth::AccessKeys;
+use crate::cluster::{Cluster, Msg, NodeId, Relay};
 use crate::engine::{CloseReason, Conn};
 use crate::ids::{Room, Sid};
 use crate::metrics::Metrics;
-use crate::state::{sio, Args, Hub, PreparedConnect, Socket, LINK_ACK_ID_BASE};
+use crate::ops::Ops;
+use crate::state::{sio, AppBinding, Args, Hub, PacketRouter, PreparedConnect, Socket, LINK_ACK_ID_BASE};
 
 /// Most messages queued for one application server before client packets are dropped.
 pub const MAX_QUEUED: usize = 8192;
@@ -65,17 +80,18 @@ impl Out {
 /// Why a message could not be queued for an application server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SendError {
-    /// Its queue is full (a slow application server).
+    /// Its queue (or the mesh queue towards its node) is full.
     Saturated,
     /// Its link is gone.
     Gone,
 }
 
-/// One connected application server.
+/// One application server connected to this node.
 pub(crate) struct Instance {
     id: u64,
     name: String,
     tx: mpsc::Sender<Out>,
+    /// Sessions bound to it, from every node.
     bound: AtomicUsize,
     alive: AtomicBool,
     metrics: Arc<LinkMetrics>,
@@ -97,6 +113,33 @@ impl Instance {
     }
 }
 
+/// The application server a session is bound to.
+#[derive(Clone)]
+enum Bound {
+    /// Linked to this node.
+    Local(Arc<Instance>),
+    /// Linked to another node: instance `instance` of node `node`.
+    Remote { node: NodeId, instance: u64 },
+}
+
+/// Who sent an application message, to check it against a session's binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AppRef {
+    /// Instance of this node.
+    Local(u64),
+    /// Instance of another node (its message came over the mesh).
+    Remote(NodeId, u64),
+}
+
+impl Bound {
+    fn app_ref(&self) -> AppRef {
+        match self {
+            Bound::Local(i) => AppRef::Local(i.id),
+            Bound::Remote { node, instance } => AppRef::Remote(node.clone(), *instance),
+        }
+    }
+}
+
 /// A namespace connect forwarded to the application, awaiting its CONNECT or CONNECT_ERROR.
 struct Pending {
     prep: PreparedConnect,
@@ -107,55 +150,69 @@ struct Pending {
 
 #[derive(Default)]
 struct SessionState {
-    instance: Option<Arc<Instance>>,
+    bound: Option<Bound>,
     /// Client packets held while no application server is bound.
     buffered: VecDeque<Out>,
     pending: HashMap<String, Pending>,
     closed: bool,
 }
 
-/// The link side of one client session.
+/// The link side of one client session held by this node.
 pub(crate) struct LinkSession {
     conn: Arc<Conn>,
     state: Mutex<SessionState>,
+}
+
+/// A session of another node bound to an application server linked here.
+struct Relayed {
+    inst: Arc<Instance>,
+    node: NodeId,
 }
 
 #[derive(Default)]
 struct Routing {
     instances: Vec<Arc<Instance>>,
     waiting: Vec<Arc<LinkSession>>,
+    /// Sessions of this node bound to each remote server (balancing ahead of gossip).
+    remote_bound: HashMap<(NodeId, u64), u64>,
 }
 
 /// A request the hub made to an application server.
 enum HubRequest {
-    /// Answers to a `serverSideEmit` are relayed to the server that emitted it.
-    SsEmit { origin: Weak<Instance>, origin_req: u64 },
+    /// Answers to a `serverSideEmit` are relayed to the server that emitted it (`multi`: one
+    /// id for many answering servers of other nodes, removed by its timer, not by an answer).
+    SsEmit { origin: Weak<Instance>, origin_req: u64, multi: bool },
+    /// Answers to a `serverSideEmit` from another node go back to that node.
+    SsEmitRemote { node: NodeId, req: u64 },
     /// `socket.data` of sockets bound to that server (for another server's `fetchSockets`).
     Data(oneshot::Sender<Value>),
 }
 
 pub(crate) struct Registry {
     hub: OnceLock<Weak<Hub>>,
+    ops: OnceLock<Ops>,
+    cluster: OnceLock<Arc<Cluster>>,
     keys: AccessKeys,
     metrics: Arc<LinkMetrics>,
     node: String,
     routing: Mutex<Routing>,
     sessions: DashMap<Sid, Arc<LinkSession>>,
+    relayed: DashMap<Sid, Relayed>,
     next_instance: AtomicU64,
     next_req: AtomicU64,
-    requests: DashMap<u64, HubRequest>,
+    requests: Arc<DashMap<u64, HubRequest>>,
     wait_for_app: Duration,
     max_attachments: usize,
 }
 
-/// The server-link upstream (cheap to clone).
+/// The server-link dispatch mode (cheap to clone).
 #[derive(Clone)]
 pub struct Link {
     reg: Arc<Registry>,
 }
 
 impl Link {
-    /// A link upstream: clients wait up to `connect_timeout` for an application server.
+    /// A link dispatcher: clients wait up to `connect_timeout` for an application server.
     pub fn new(
         keys: AccessKeys,
         metrics: &Metrics,
@@ -166,14 +223,17 @@ impl Link {
         Link {
             reg: Arc::new(Registry {
                 hub: OnceLock::new(),
+                ops: OnceLock::new(),
+                cluster: OnceLock::new(),
                 keys,
                 metrics: Arc::new(LinkMetrics::new(&metrics.registry)),
                 node: node.to_string(),
                 routing: Mutex::new(Routing::default()),
                 sessions: DashMap::new(),
+                relayed: DashMap::new(),
                 next_instance: AtomicU64::new(1),
                 next_req: AtomicU64::new(1),
-                requests: DashMap::new(),
+                requests: Arc::new(DashMap::new()),
                 // Answer before the engine's own connect timeout closes the session.
                 wait_for_app: connect_timeout * 9 / 10,
                 max_attachments,
@@ -181,14 +241,25 @@ impl Link {
         }
     }
 
-    /// Give the link its hub (once, right after the hub is built).
-    pub fn attach(&self, hub: &Arc<Hub>) {
-        let _ = self.reg.hub.set(Arc::downgrade(hub));
+    /// Give the link its node (once, right after the hub and the cluster started): the
+    /// operations layer it acts through, and the cluster it relays over.
+    pub fn attach(&self, ops: &Ops) {
+        let _ = self.reg.hub.set(Arc::downgrade(&ops.hub));
+        let _ = self.reg.ops.set(ops.clone());
+        if let Some(c) = &ops.cluster {
+            let _ = self.reg.cluster.set(c.clone());
+            c.set_apps(self.reg.clone());
+        }
     }
 
-    /// Connected application servers.
+    /// Connected application servers (of this node).
     pub fn instances(&self) -> usize {
         self.reg.routing.lock().instances.len()
+    }
+
+    /// The dispatch mode for the hub.
+    pub fn router(&self) -> Arc<dyn PacketRouter> {
+        Arc::new(self.clone())
     }
 }
 
@@ -201,14 +272,41 @@ impl Registry {
         self.next_req.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The least loaded live server.
-    fn pick(routing: &Routing) -> Option<Arc<Instance>> {
-        routing
+    /// This node as the gossip knows it (empty on a single node).
+    fn me(&self) -> String {
+        self.cluster.get().map(|c| c.me.to_string()).unwrap_or_default()
+    }
+
+    fn instance(routing: &Routing, id: u64) -> Option<Arc<Instance>> {
+        routing.instances.iter().find(|i| i.id == id && i.alive.load(Ordering::Relaxed)).cloned()
+    }
+
+    /// The least loaded live server of the cluster (this node's first on a tie). A remote
+    /// server's load is what its node gossiped, or what this node bound to it since, if more.
+    fn pick(&self, routing: &Routing) -> Option<Bound> {
+        let local = routing
             .instances
             .iter()
             .filter(|i| i.alive.load(Ordering::Relaxed))
             .min_by_key(|i| i.bound.load(Ordering::Relaxed))
-            .cloned()
+            .map(|i| (i.bound.load(Ordering::Relaxed) as u64, Bound::Local(i.clone())));
+        let remote = self.cluster.get().and_then(|c| {
+            c.peer_apps()
+                .into_iter()
+                .flat_map(|(node, apps)| {
+                    apps.into_iter().map(move |(instance, gossiped)| (node.clone(), instance, gossiped))
+                })
+                .map(|(node, instance, gossiped)| {
+                    let mine = routing.remote_bound.get(&(node.clone(), instance)).copied().unwrap_or(0);
+                    (gossiped.max(mine), Bound::Remote { node, instance })
+                })
+                .min_by_key(|(load, _)| *load)
+        });
+        match (local, remote) {
+            (Some(l), Some(r)) if r.0 < l.0 => Some(r.1),
+            (Some(l), _) => Some(l.1),
+            (None, r) => r.map(|r| r.1),
+        }
     }
 
     /// The link state of `conn`, created (and bound, or put to wait) on first use.
@@ -226,16 +324,44 @@ impl Registry {
                 }))
                 .clone(),
         };
-        match Self::pick(&routing) {
-            Some(inst) => self.bind(&session, &mut session.state.lock(), inst),
+        match self.pick(&routing) {
+            Some(target) => self.bind(&mut routing, &session, &mut session.state.lock(), target),
             None => routing.waiting.push(session.clone()),
         }
         session
     }
 
-    /// Bind `session` to `inst` and tell it everything it needs: the session, its connected
+    /// Queue `out` for server `bound`, as a message of session `sid`.
+    fn deliver(&self, bound: &Bound, sid: &Sid, relay: Relay, out: Out) -> Result<(), (SendError, Out)> {
+        match bound {
+            Bound::Local(inst) => inst.try_send(out).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(o) => (SendError::Saturated, o),
+                mpsc::error::TrySendError::Closed(o) => (SendError::Gone, o),
+            }),
+            Bound::Remote { node, instance } => {
+                let Some(c) = self.cluster.get() else { return Err((SendError::Gone, out)) };
+                let msg = Msg::ToApp {
+                    instance: *instance,
+                    sid: sid.to_string(),
+                    relay,
+                    text: out.text,
+                    bins: out.bins,
+                };
+                match c.send_msg(node, &msg) {
+                    true => Ok(()),
+                    // The mesh queue is full or the node is gone (the latter re-binds soon).
+                    false => {
+                        let Msg::ToApp { text, bins, .. } = msg else { unreachable!("built above") };
+                        Err((SendError::Saturated, Out { text, bins }))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bind `session` to `target` and tell it everything it needs: the session, its connected
     /// sockets (as rebinds), connects still awaiting an answer, then packets held meanwhile.
-    fn bind(&self, session: &LinkSession, state: &mut SessionState, inst: Arc<Instance>) {
+    fn bind(&self, routing: &mut Routing, session: &LinkSession, state: &mut SessionState, target: Bound) {
         if state.closed {
             return;
         }
@@ -276,19 +402,50 @@ impl Registry {
             msgs.push(Out::json(connect_json(conn, &p.prep)));
         }
         msgs.extend(state.buffered.drain(..));
-        inst.bound.fetch_add(1, Ordering::Relaxed);
+        match &target {
+            Bound::Local(inst) => {
+                inst.bound.fetch_add(1, Ordering::Relaxed);
+            }
+            Bound::Remote { node, instance } => {
+                *routing.remote_bound.entry((node.clone(), *instance)).or_default() += 1;
+                self.metrics.remote_bound.inc();
+            }
+        }
         self.metrics.bound_sessions.inc();
         if !sockets.is_empty() {
             self.metrics.rebinds.inc();
         }
-        state.instance = Some(inst.clone());
-        for m in msgs {
+        for (i, m) in msgs.into_iter().enumerate() {
+            let relay = if i == 0 { Relay::Open } else { Relay::Msg };
             // A fresh binding starts with an empty share of the queue; if even that overflows,
-            // the server is hopelessly behind and its link reader will be torn down by pings.
-            if inst.send(m).is_err() {
+            // the server is hopelessly behind and its link will be torn down by pings.
+            if self.deliver(&target, &conn.sid, relay, m).is_err() {
                 self.metrics.dropped.with_label_values(&["saturated"]).inc();
             }
         }
+        state.bound = Some(target);
+    }
+
+    /// Forget `state`'s binding (its server is gone), undoing the counts.
+    fn unbind(&self, routing: &mut Routing, state: &mut SessionState) -> Option<Bound> {
+        let bound = state.bound.take()?;
+        match &bound {
+            Bound::Local(inst) => {
+                inst.bound.fetch_sub(1, Ordering::Relaxed);
+            }
+            Bound::Remote { node, instance } => {
+                let key = (node.clone(), *instance);
+                if let Some(n) = routing.remote_bound.get_mut(&key) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        routing.remote_bound.remove(&key);
+                    }
+                }
+                self.metrics.remote_bound.dec();
+            }
+        }
+        self.metrics.bound_sessions.dec();
+        Some(bound)
     }
 
     /// Queue a message of `session` for its server, or hold it while it has none.
@@ -297,78 +454,113 @@ impl Registry {
         if state.closed {
             return Ok(());
         }
-        match &state.instance {
-            Some(inst) => match inst.try_send(out) {
-                Ok(()) => Ok(()),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.metrics.dropped.with_label_values(&["saturated"]).inc();
-                    Err(SendError::Saturated)
-                }
-                Err(mpsc::error::TrySendError::Closed(out)) => {
-                    // The link just died: hold the message for the server we will be re-bound to.
-                    hold(&mut state, out, &self.metrics);
-                    Ok(())
-                }
-            },
-            None => {
+        let Some(bound) = state.bound.clone() else {
+            hold(&mut state, out, &self.metrics);
+            return Ok(());
+        };
+        match self.deliver(&bound, &session.conn.sid, Relay::Msg, out) {
+            Ok(()) => Ok(()),
+            Err((SendError::Saturated, _)) => {
+                self.metrics.dropped.with_label_values(&["saturated"]).inc();
+                Err(SendError::Saturated)
+            }
+            Err((SendError::Gone, out)) => {
+                // The link just died: hold the message for the server we will be re-bound to.
                 hold(&mut state, out, &self.metrics);
                 Ok(())
             }
         }
     }
 
-    /// A new application server: bind every waiting session.
-    fn add_instance(&self, inst: Arc<Instance>) {
-        let mut routing = self.routing.lock();
-        routing.instances.push(inst);
-        self.metrics.links.set(routing.instances.len() as i64);
-        let waiting = std::mem::take(&mut routing.waiting);
-        for session in waiting {
-            if let Some(target) = Self::pick(&routing) {
-                self.bind(&session, &mut session.state.lock(), target);
-            }
-        }
-    }
-
-    /// An application server went away: re-bind its sessions to the others (or make them wait).
-    fn remove_instance(&self, inst: &Arc<Instance>) {
-        inst.alive.store(false, Ordering::Relaxed);
-        let mut routing = self.routing.lock();
-        routing.instances.retain(|i| !Arc::ptr_eq(i, inst));
-        self.metrics.links.set(routing.instances.len() as i64);
+    /// Re-bind every session whose server `lost` says is gone (to a live server anywhere, or
+    /// to the waiting list).
+    fn rebind_where(&self, lost: impl Fn(&Bound) -> bool) -> usize {
         let orphans: Vec<Arc<LinkSession>> = self
             .sessions
             .iter()
-            .filter(|e| e.value().state.lock().instance.as_ref().is_some_and(|i| Arc::ptr_eq(i, inst)))
+            .filter(|e| e.value().state.lock().bound.as_ref().is_some_and(&lost))
             .map(|e| e.value().clone())
             .collect();
-        self.requests.retain(|_, r| match r {
-            HubRequest::SsEmit { origin, .. } => origin.upgrade().is_some_and(|o| !Arc::ptr_eq(&o, inst)),
-            HubRequest::Data(_) => true,
-        });
-        tracing::info!(instance = inst.id, name = %inst.name, sessions = orphans.len(), "application server left");
-        for session in orphans {
+        let mut routing = self.routing.lock();
+        for session in &orphans {
             let mut state = session.state.lock();
-            if !state.instance.as_ref().is_some_and(|i| Arc::ptr_eq(i, inst)) {
+            if !state.bound.as_ref().is_some_and(&lost) {
                 continue;
             }
-            state.instance = None;
-            self.metrics.bound_sessions.dec();
-            match Self::pick(&routing) {
-                Some(target) => self.bind(&session, &mut state, target),
+            self.unbind(&mut routing, &mut state);
+            match self.pick(&routing) {
+                Some(target) => self.bind(&mut routing, session, &mut state, target),
                 None => {
                     drop(state);
-                    routing.waiting.push(session);
+                    routing.waiting.push(session.clone());
                 }
+            }
+        }
+        orphans.len()
+    }
+
+    /// Bind every waiting session, if a server is now available anywhere.
+    fn bind_waiting(&self) {
+        let mut routing = self.routing.lock();
+        if routing.waiting.is_empty() {
+            return;
+        }
+        for session in std::mem::take(&mut routing.waiting) {
+            match self.pick(&routing) {
+                Some(target) => self.bind(&mut routing, &session, &mut session.state.lock(), target),
+                None => routing.waiting.push(session),
             }
         }
     }
 
-    /// The session of `sid` when it is bound to `inst`.
-    fn session_of(&self, sid: &str, inst: &Arc<Instance>) -> Option<Arc<LinkSession>> {
+    /// A new application server: bind every waiting session.
+    fn add_instance(&self, inst: Arc<Instance>) {
+        {
+            let mut routing = self.routing.lock();
+            routing.instances.push(inst);
+            self.metrics.links.set(routing.instances.len() as i64);
+        }
+        self.bind_waiting();
+    }
+
+    /// An application server went away: re-bind its sessions here to the others (or make them
+    /// wait), and tell the nodes whose sessions it served.
+    fn remove_instance(&self, inst: &Arc<Instance>) {
+        inst.alive.store(false, Ordering::Relaxed);
+        {
+            let mut routing = self.routing.lock();
+            routing.instances.retain(|i| !Arc::ptr_eq(i, inst));
+            self.metrics.links.set(routing.instances.len() as i64);
+        }
+        self.requests.retain(|_, r| match r {
+            HubRequest::SsEmit { origin, .. } => origin.upgrade().is_some_and(|o| !Arc::ptr_eq(&o, inst)),
+            HubRequest::SsEmitRemote { .. } | HubRequest::Data(_) => true,
+        });
+        let mut nodes: Vec<NodeId> = Vec::new();
+        self.relayed.retain(|_, r| {
+            let mine = Arc::ptr_eq(&r.inst, inst);
+            if mine && !nodes.contains(&r.node) {
+                nodes.push(r.node.clone());
+            }
+            if mine {
+                self.metrics.relayed.dec();
+            }
+            !mine
+        });
+        if let Some(c) = self.cluster.get() {
+            for node in &nodes {
+                c.send_msg(node, &Msg::AppGone { instance: inst.id });
+            }
+        }
+        let n = self.rebind_where(|b| matches!(b, Bound::Local(i) if Arc::ptr_eq(i, inst)));
+        tracing::info!(instance = inst.id, name = %inst.name, sessions = n, other_nodes = nodes.len(), "application server left");
+    }
+
+    /// The session of `sid` held here, when it is bound to `app`.
+    fn session_of(&self, sid: &str, app: &AppRef) -> Option<Arc<LinkSession>> {
         let sid = Sid::parse(sid)?;
         let session = self.sessions.get(&sid)?.clone();
-        let bound = session.state.lock().instance.as_ref().is_some_and(|i| Arc::ptr_eq(i, inst));
+        let bound = session.state.lock().bound.as_ref().is_some_and(|b| b.app_ref() == *app);
         bound.then_some(session)
     }
 
@@ -397,10 +589,10 @@ impl Registry {
             if state.closed {
                 return;
             }
-            let bound = state.instance.clone();
+            let bound = state.bound.clone();
             state.pending.insert(nsp.clone(), Pending { prep, rooms: Vec::new(), sent_at: Instant::now() });
-            if let Some(inst) = bound {
-                if inst.send(Out::json(text)).is_err() {
+            if let Some(bound) = bound {
+                if self.deliver(&bound, &conn.sid, Relay::Msg, Out::json(text)).is_err() {
                     state.pending.remove(&nsp);
                     drop(state);
                     self.metrics.dropped.with_label_values(&["saturated"]).inc();
@@ -425,7 +617,7 @@ impl Registry {
                 return;
             }
             state.pending.remove(&nsp);
-            let (label, message) = match state.instance {
+            let (label, message) = match state.bound {
                 None => ("no_app_server", "no application server is connected to the hub"),
                 Some(_) => ("app_server_timeout", "the application server did not answer in time"),
             };
@@ -455,45 +647,6 @@ fn connect_json(conn: &Conn, prep: &PreparedConnect) -> String {
         rebind: false,
     }
     .json()
-}
-
-impl Upstream for Link {
-    fn connect(&self, _req: ConnectRequest) -> BoxFut<ConnectDecision> {
-        // Link mode routes CONNECT packets itself (`PacketRouter`); this path is not taken.
-        Box::pin(async {
-            ConnectDecision::Reject { message: "internal error: link mode connect".into(), data: None }
-        })
-    }
-
-    fn connected(&self, _socket: Arc<Socket>) -> BoxFut<()> {
-        // The application knows: it answered the CONNECT.
-        Box::pin(async {})
-    }
-
-    fn event(&self, _call: EventCall) -> BoxFut<Option<Args>> {
-        // Link mode forwards events raw (`PacketRouter`); this path is not taken.
-        Box::pin(async { None })
-    }
-
-    fn disconnected(&self, socket: Arc<Socket>, reason: &'static str) -> BoxFut<()> {
-        // A closing session is reported once, by `session_closed`; other removals (the client
-        // left the namespace, REST or another server disconnected it) per socket.
-        if socket.conn.closed().is_none() {
-            let text = serde_json::json!({
-                "t": "disconnect",
-                "sid": socket.conn.sid.as_str(),
-                "nsp": &*socket.ns.name,
-                "id": socket.id.as_str(),
-                "reason": reason,
-            });
-            self.reg.notify(&socket, text.to_string());
-        }
-        Box::pin(async {})
-    }
-
-    fn packet_router(&self) -> Option<&dyn PacketRouter> {
-        Some(self)
-    }
 }
 
 impl PacketRouter for Link {
@@ -547,21 +700,57 @@ impl PacketRouter for Link {
     fn session_closed(&self, conn: &Arc<Conn>, reason: CloseReason) {
         let reg = &self.reg;
         let Some((_, session)) = reg.sessions.remove(&conn.sid) else { return };
+        let mut routing = reg.routing.lock();
         let mut state = session.state.lock();
         state.closed = true;
         state.pending.clear();
         state.buffered.clear();
-        match state.instance.take() {
-            Some(inst) => {
-                inst.bound.fetch_sub(1, Ordering::Relaxed);
-                reg.metrics.bound_sessions.dec();
+        match reg.unbind(&mut routing, &mut state) {
+            Some(bound) => {
                 let text =
                     serde_json::json!({ "t": "close", "sid": conn.sid.as_str(), "reason": reason.as_str() });
-                let _ = inst.send(Out::json(text.to_string()));
+                let _ = reg.deliver(&bound, &conn.sid, Relay::Close, Out::json(text.to_string()));
             }
             None => {
                 drop(state);
-                reg.routing.lock().waiting.retain(|s| !Arc::ptr_eq(s, &session));
+                routing.waiting.retain(|s| !Arc::ptr_eq(s, &session));
+            }
+        }
+    }
+
+    fn socket_removed(&self, socket: &Arc<Socket>, reason: &'static str) {
+        let text = serde_json::json!({
+            "t": "disconnect",
+            "sid": socket.conn.sid.as_str(),
+            "nsp": &*socket.ns.name,
+            "id": socket.id.as_str(),
+            "reason": reason,
+        });
+        self.reg.notify(socket, text.to_string());
+    }
+
+    fn rooms_changed(&self, socket: &Socket, join: bool, rooms: &[Room]) {
+        if rooms.is_empty() {
+            return;
+        }
+        let field = if join { "join" } else { "leave" };
+        let text = serde_json::json!({
+            "t": "rooms",
+            "sid": socket.conn.sid.as_str(),
+            "nsp": &*socket.ns.name,
+            "id": socket.id.as_str(),
+            field: rooms.iter().map(|r| &**r).collect::<Vec<_>>(),
+        });
+        self.reg.notify(socket, text.to_string());
+    }
+
+    fn binding(&self, conn: &Conn) -> Option<AppBinding> {
+        let session = self.reg.sessions.get(&conn.sid)?.clone();
+        let state = session.state.lock();
+        match state.bound.as_ref()? {
+            Bound::Local(i) => Some(AppBinding { node: self.reg.me(), instance: i.id }),
+            Bound::Remote { node, instance } => {
+                Some(AppBinding { node: node.to_string(), instance: *instance })
             }
         }
     }

@@ -13,8 +13,9 @@ use serde_json::{Map, Value};
 /// The link protocol version this hub speaks (`?v=` of the link URL).
 pub const VERSION: u32 = 1;
 
-/// A message from an application server.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// A message from an application server (serialized again only to relay a session's message
+/// to the node holding the session).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "camelCase")]
 pub enum AppMsg {
     /// Write a Socket.IO packet to a client session.

@@ -1,0 +1,123 @@
+//! What one node does to its own sockets for a cluster-wide operation: the typed operations
+//! (`Op`), their answers (`OpReply`), and `Hub::apply_local`. The `ops` module fans an
+//! operation out to every node; the mesh carries these types between nodes.
+//!
+//! Invariant: the selection is collected before acting, because joining, leaving and
+//! disconnecting take the namespace's room lock that selection holds for reading; in link mode
+//! a room change made here is reported to the socket's application server
+//! (`PacketRouter::rooms_changed`), whoever asked for it.
+
+use std::sync::Arc;
+
+use super::app::Dispatch;
+use super::{Hub, Selector};
+use crate::ids::Room;
+
+/// An operation on the sockets a selector picks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Add them to rooms.
+    Join(Vec<Room>),
+    /// Remove them from rooms.
+    Leave(Vec<Room>),
+    /// Disconnect them; with `close`, close the whole session.
+    Disconnect {
+        /// Close the Engine.IO session too.
+        close: bool,
+    },
+    /// Describe them (fetchSockets).
+    Fetch,
+}
+
+/// Which application server a socket's session is bound to (link mode).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AppBinding {
+    /// The node holding that server's link (`NodeId` text; empty on a single node).
+    pub node: String,
+    /// The server's instance number on that node.
+    pub instance: u64,
+}
+
+/// A socket described for `fetchSockets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketInfo {
+    /// Socket id.
+    pub id: String,
+    /// Engine.IO session id.
+    pub sid: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Rooms, its own id room first.
+    pub rooms: Vec<String>,
+    /// The handshake as JSON text.
+    pub handshake: String,
+    /// Whether connection state recovery restored it.
+    pub recovered: bool,
+    /// Link mode: the application server holding it (whose `socket.data` it has).
+    pub app: Option<AppBinding>,
+}
+
+/// What an operation did on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpReply {
+    /// How many sockets the operation touched.
+    Count(u32),
+    /// The sockets fetched.
+    Sockets(Vec<SocketInfo>),
+    /// `socket.data` from an application server: a JSON object, socket id → data.
+    Data(String),
+}
+
+impl Hub {
+    /// Apply `op` to this node's sockets selected by `sel` in namespace `ns`.
+    pub fn apply_local(self: &Arc<Self>, ns: &str, sel: &Selector, op: &Op) -> OpReply {
+        let Some(namespace) = self.existing_namespace(ns) else {
+            return match op {
+                Op::Fetch => OpReply::Sockets(Vec::new()),
+                _ => OpReply::Count(0),
+            };
+        };
+        let mut sockets = Vec::new();
+        namespace.select(sel, |s| sockets.push(s.clone()));
+        let router = match &self.dispatch {
+            Dispatch::Link(r) => Some(r),
+            Dispatch::App(_) => None,
+        };
+        match op {
+            Op::Join(rooms) | Op::Leave(rooms) => {
+                let join = matches!(op, Op::Join(_));
+                for s in &sockets {
+                    let mine: Vec<Room> = rooms.iter().filter(|r| ***r != *s.id.as_str()).cloned().collect();
+                    match join {
+                        true => namespace.join(s, &mine),
+                        false => namespace.leave(s, &mine),
+                    }
+                    if let Some(r) = router {
+                        r.rooms_changed(s, join, &mine);
+                    }
+                }
+                OpReply::Count(sockets.len() as u32)
+            }
+            Op::Disconnect { close } => {
+                for s in &sockets {
+                    self.disconnect_socket(s, *close);
+                }
+                OpReply::Count(sockets.len() as u32)
+            }
+            Op::Fetch => OpReply::Sockets(
+                sockets
+                    .iter()
+                    .map(|s| SocketInfo {
+                        id: s.id.to_string(),
+                        sid: s.conn.sid.to_string(),
+                        namespace: ns.to_string(),
+                        rooms: s.rooms(),
+                        handshake: s.handshake_json().to_string(),
+                        recovered: s.recovered,
+                        app: router.and_then(|r| r.binding(&s.conn)),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
