@@ -148,6 +148,14 @@ pub enum Msg {
         /// The server's instance number on the sender.
         instance: u64,
     },
+    /// The sender does not hold session `sid` for its server `instance` (it let the session
+    /// go while the receiver looked dead): the session binds again.
+    Unbound {
+        /// The server's instance number on the sender.
+        instance: u64,
+        /// The client session.
+        sid: String,
+    },
     /// `serverSideEmit` for the application servers linked to the receiver; answered with
     /// `Reply { id, Count(servers reached) }`, and with `AppAck { req }` per answer when `req`.
     AppEmit {
@@ -197,6 +205,7 @@ const K_APP_GONE: u8 = 10;
 const K_APP_EMIT: u8 = 11;
 const K_APP_ACK: u8 = 12;
 const K_APP_DATA: u8 = 13;
+const K_UNBOUND: u8 = 14;
 
 struct W(BytesMut);
 
@@ -340,6 +349,11 @@ pub fn encode(msg: &Msg) -> Bytes {
         Msg::AppGone { instance } => {
             w.0.put_u8(K_APP_GONE);
             w.0.put_u64(*instance);
+        }
+        Msg::Unbound { instance, sid } => {
+            w.0.put_u8(K_UNBOUND);
+            w.0.put_u64(*instance);
+            w.str(sid);
         }
         Msg::AppEmit { id, req, ns, data, bins } => {
             w.0.put_u8(K_APP_EMIT);
@@ -524,6 +538,7 @@ pub fn decode(body: &Bytes) -> Result<Msg, DecodeError> {
         },
         K_FROM_APP => Msg::FromApp { instance: r.u64()?, text: r.str()?, bins: r.bins()? },
         K_APP_GONE => Msg::AppGone { instance: r.u64()? },
+        K_UNBOUND => Msg::Unbound { instance: r.u64()?, sid: r.str()? },
         K_APP_EMIT => Msg::AppEmit {
             id: r.u64()?,
             req: r.u64()?.checked_sub(1),
@@ -668,6 +683,7 @@ mod tests {
         }
         round_trip(Msg::FromApp { instance: 2, text: r#"{"t":"close"}"#.into(), bins: vec![] });
         round_trip(Msg::AppGone { instance: 9 });
+        round_trip(Msg::Unbound { instance: 9, sid: "s".into() });
         round_trip(Msg::AppEmit {
             id: 1,
             req: Some(0),

@@ -4,8 +4,9 @@
 //!
 //! Invariants: only this module touches chitchat; the room set is published as one key per
 //! `namespace/room` with members here (deleted when the room empties), re-read only for
-//! namespaces whose `rooms_version` moved, and new rooms are also announced over the mesh
-//! (`Msg::Rooms`) so peers route to them before the next gossip round; failure detection is chitchat's phi-accrual
+//! namespaces whose `rooms_version` moved; new rooms are also announced over the mesh
+//! (`Msg::Rooms`) by the join that created them (`state::Peers::rooms_created`), so peers
+//! route to them before the next gossip round; failure detection is chitchat's phi-accrual
 //! detector with `phi_threshold = 8`, so a silent peer is declared dead about
 //! `8 × gossip_interval` after its last heartbeat, plus up to one gossip round — its rooms
 //! and its link leave routing then.
@@ -112,10 +113,6 @@ pub async fn publish(cluster: Arc<Cluster>, handle: Arc<ChitchatHandle>) {
                 continue;
             }
             let now: HashSet<Arc<str>> = ns.room_names().into_iter().collect();
-            let fresh: Vec<String> = now.difference(&slot.1).map(|r| r.to_string()).collect();
-            if !fresh.is_empty() {
-                cluster.announce_rooms(&ns.name, fresh);
-            }
             let (added, removed) = membership::room_diff(&ns.name, &slot.1, &now);
             sets.extend(added.into_iter().map(|k| (k, Some(String::new()))));
             sets.extend(removed.into_iter().map(|k| (k, None)));

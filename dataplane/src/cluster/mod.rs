@@ -17,8 +17,10 @@
 //! - nothing waits on a peer without a deadline (`request_timeout`), and every send is a
 //!   non-blocking push into a bounded per-peer queue;
 //! - routing is eventually consistent: a room that gains its first member on a node is
-//!   announced to the peers over the mesh within one publish tick (`gossip::PUBLISH_EVERY`,
-//!   20 ms) and confirmed by gossip (≈ one gossip round); a dead node leaves routing within
+//!   announced to the peers over the mesh by the join itself (so a broadcast the join caused
+//!   — its ack reached a client, which asked another server to emit — routes to it) and
+//!   confirmed by gossip (≈ one gossip round); a node that asks a peer to join sockets to rooms
+//!   routes those rooms to that peer at once; a dead node leaves routing within
 //!   ≈ (`PHI_THRESHOLD` + 1) × `gossip_interval`.
 
 pub mod acks;
@@ -53,7 +55,8 @@ use crate::state::{Args, Hub, Peers, Selector};
 /// The server link's side of the mesh (implemented by the link registry): relayed link
 /// messages, and the application servers this node publishes.
 pub trait AppMesh: Send + Sync + 'static {
-    /// A link message from a peer (`ToApp`, `FromApp`, `AppGone`, `AppEmit`, `AppAck`, `AppData`).
+    /// A link message from a peer (`ToApp`, `FromApp`, `AppGone`, `Unbound`, `AppEmit`, `AppAck`,
+    /// `AppData`).
     fn on_mesh(&self, from: &NodeId, msg: Msg);
     /// Peers went down (their application servers and their sessions with them) or came up.
     fn peers_changed(&self, down: &[NodeId]);
@@ -430,6 +433,7 @@ impl Cluster {
             msg @ (Msg::ToApp { .. }
             | Msg::FromApp { .. }
             | Msg::AppGone { .. }
+            | Msg::Unbound { .. }
             | Msg::AppEmit { .. }
             | Msg::AppAck { .. }
             | Msg::AppData { .. }) => match self.apps.get() {
@@ -626,6 +630,10 @@ impl Peers for Cluster {
         };
         self.broadcast_to(&peers, &msg);
     }
+
+    fn rooms_created(&self, ns: &str, rooms: Vec<String>) {
+        self.announce_rooms(ns, rooms);
+    }
 }
 
 /// Which node owns `sid`, for tests and the admin view: `None` when it is this node.
@@ -654,6 +662,7 @@ pub fn admin_view(cluster: &Cluster) -> serde_json::Value {
                 "ready": p.ready,
                 "load": p.load,
                 "rooms": rooms,
+                "apps": p.apps.iter().map(|(i, n)| serde_json::json!({ "instance": i, "sessions": n })).collect::<Vec<_>>(),
                 "linked": cluster.links.lock().contains_key(&p.id),
             })
         })

@@ -78,6 +78,9 @@ impl SioConn {
 pub trait Peers: Send + Sync + 'static {
     /// Forward an emit made on this node to the nodes that have sockets it targets.
     fn forward_emit(&self, ns: &str, sel: &Selector, event: &str, args: &Args, delivery: Delivery);
+    /// Rooms of `ns` just gained their first member here: tell the other nodes at once, so an
+    /// emit to them that this join caused (an ack, then another server's broadcast) routes here.
+    fn rooms_created(&self, ns: &str, rooms: Vec<String>);
 }
 
 /// One hub node.
@@ -142,7 +145,7 @@ impl Hub {
         }
         self.namespaces
             .entry(Arc::from(name))
-            .or_insert_with(|| Arc::new(Namespace::new(name, &self.config)))
+            .or_insert_with(|| Arc::new(Namespace::new(name, &self.config, self.peers.get().cloned())))
             .clone()
     }
 

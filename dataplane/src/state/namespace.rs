@@ -74,11 +74,13 @@ pub struct Namespace {
     /// Room patterns clients may emit to (from config grants).
     pub emit_grants: Vec<String>,
     next_ack: AtomicU64,
+    /// The other nodes, told at once when a room gains its first member here (cluster).
+    peers: Option<Arc<dyn super::Peers>>,
 }
 
 impl Namespace {
     /// A new, empty namespace configured from `config`.
-    pub fn new(name: &str, config: &HubConfig) -> Self {
+    pub fn new(name: &str, config: &HubConfig, peers: Option<Arc<dyn super::Peers>>) -> Self {
         let grants = config.permissions.iter().filter(|g| pattern_matches(&g.namespace, name));
         let (mut join_grants, mut emit_grants) = (Vec::new(), Vec::new());
         for g in grants {
@@ -98,6 +100,7 @@ impl Namespace {
                 socketio_hub_config::UpstreamMode::Link => LINK_ACK_ID_BASE,
                 _ => 1,
             }),
+            peers,
         }
     }
 
@@ -109,18 +112,25 @@ impl Namespace {
 
     /// Add `socket` to `rooms`.
     pub fn join(&self, socket: &Arc<Socket>, rooms: &[Room]) {
-        let mut index = self.rooms.write();
-        let mut mine = socket.rooms.lock();
-        for room in rooms {
-            if &**room == socket.id.as_str() || mine.contains(room) {
-                continue;
+        let mut created = Vec::new();
+        {
+            let mut index = self.rooms.write();
+            let mut mine = socket.rooms.lock();
+            for room in rooms {
+                if &**room == socket.id.as_str() || mine.contains(room) {
+                    continue;
+                }
+                mine.push(room.clone());
+                let members = index.entry(room.clone()).or_insert_with(|| {
+                    self.rooms_version.fetch_add(1, Ordering::Relaxed);
+                    created.push(room.to_string());
+                    HashMap::new()
+                });
+                members.insert(socket.id.clone(), socket.clone());
             }
-            mine.push(room.clone());
-            let members = index.entry(room.clone()).or_insert_with(|| {
-                self.rooms_version.fetch_add(1, Ordering::Relaxed);
-                HashMap::new()
-            });
-            members.insert(socket.id.clone(), socket.clone());
+        }
+        if let (Some(peers), false) = (&self.peers, created.is_empty()) {
+            peers.rooms_created(&self.name, created);
         }
     }
 

@@ -13,6 +13,15 @@ const { HubUnsupportedError } = require('./errors');
 
 const DEFAULT_ACK_TIMEOUT = 10000;
 
+/** Hub nodes that did not answer in time (a reply's `missing`), logged once per call. */
+function reportMissing(hub, what, m) {
+  if (!m.missing || !m.missing.length) return false;
+  if (hub.link && typeof hub.link.log === 'function') {
+    hub.link.log('warn', `${what}: hub nodes ${m.missing.join(', ')} did not answer in time`);
+  }
+  return true;
+}
+
 function makeAdapter(BaseAdapter, hub) {
   return class HubAdapter extends BaseAdapter {
     /** Local bookkeeping only (rooms the hub already applied). */
@@ -75,7 +84,10 @@ function makeAdapter(BaseAdapter, hub) {
       if (opts.flags && opts.flags.volatile) msg.volatile = true;
       msg.req = hub.request({
         timeout: timeout + 1000,
-        onReply: (m) => clientCountCallback(m.count),
+        // A node that did not say how many clients it asked: the count is unknown, so the
+        // call ends at its timeout with the answers received (as socket.io does when a server
+        // of its cluster does not answer).
+        onReply: (m) => { if (!reportMissing(hub, 'broadcast with acks', m)) clientCountCallback(m.count); },
         onAck: (args) => ack(...args),
       });
       hub.send(msg, bins);
@@ -92,12 +104,16 @@ function makeAdapter(BaseAdapter, hub) {
       return new Promise((resolve, reject) => {
         msg.req = hub.request({
           timeout: 10000,
-          onReply: (m) => resolve(m.sockets.map((d) => (d.local && this.nsp.sockets.get(d.id)) || {
-            id: d.id,
-            handshake: d.handshake,
-            rooms: d.rooms,
-            data: d.data === undefined ? {} : d.data,
-          })),
+          onReply: (m) => {
+            // The sockets of the nodes that answered in time (the others are logged).
+            reportMissing(hub, 'fetchSockets', m);
+            resolve(m.sockets.map((d) => (d.local && this.nsp.sockets.get(d.id)) || {
+              id: d.id,
+              handshake: d.handshake,
+              rooms: d.rooms,
+              data: d.data === undefined ? {} : d.data,
+            }));
+          },
           onTimeout: () => reject(new Error('fetchSockets: the hub did not answer in 10 s')),
         });
         if (!hub.send(msg)) reject(new Error('fetchSockets: the server link to the hub is down'));
@@ -141,6 +157,7 @@ function makeAdapter(BaseAdapter, hub) {
         msg.req = hub.request({
           timeout,
           onReply: (m) => {
+            if (reportMissing(hub, 'serverSideEmit', m)) return;
             expected = m.count;
             if (responses.length >= expected) finish(null);
           },

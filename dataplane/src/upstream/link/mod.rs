@@ -175,6 +175,9 @@ struct Routing {
     waiting: Vec<Arc<LinkSession>>,
     /// Sessions of this node bound to each remote server (balancing ahead of gossip).
     remote_bound: HashMap<(NodeId, u64), u64>,
+    /// Remote servers their node said are gone, while its gossip still lists them (never
+    /// picked: a binding to them would bounce straight back).
+    gone: std::collections::HashSet<(NodeId, u64)>,
 }
 
 /// A request the hub made to an application server.
@@ -296,6 +299,7 @@ impl Registry {
                 .flat_map(|(node, apps)| {
                     apps.into_iter().map(move |(instance, gossiped)| (node.clone(), instance, gossiped))
                 })
+                .filter(|(node, instance, _)| !routing.gone.contains(&(node.clone(), *instance)))
                 .map(|(node, instance, gossiped)| {
                     let mine = routing.remote_bound.get(&(node.clone(), instance)).copied().unwrap_or(0);
                     (gossiped.max(mine), Bound::Remote { node, instance })

@@ -27,10 +27,13 @@ impl AppMesh for Registry {
             }
             Msg::FromApp { instance, text, bins } => self.relayed_from_app(from, instance, &text, bins),
             Msg::AppGone { instance } => {
+                let fresh = self.routing.lock().gone.insert((from.clone(), instance));
                 let n = self.rebind_where(
                     |b| matches!(b, Bound::Remote { node, instance: i } if node == from && *i == instance),
                 );
-                tracing::info!(peer = %from, instance, sessions = n, "application server of a peer left");
+                if fresh || n > 0 {
+                    tracing::info!(peer = %from, instance, sessions = n, "application server of a peer left");
+                }
             }
             Msg::AppEmit { id, req, ns, data, bins } => {
                 self.server_emit_from_peer(from, id, req, &ns, &data, bins)
@@ -43,11 +46,16 @@ impl AppMesh for Registry {
 
     fn peers_changed(&self, down: &[NodeId]) {
         if !down.is_empty() {
-            self.relayed.retain(|_, r| {
+            // The sessions of a node that went down went with it: their servers learn they
+            // closed (a node that comes back re-binds what it still holds, see `relay_to_app`).
+            self.relayed.retain(|sid, r| {
                 let gone = down.contains(&r.node);
                 if gone {
                     r.inst.bound.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                     self.metrics.relayed.dec();
+                    let text =
+                        serde_json::json!({ "t": "close", "sid": sid.as_str(), "reason": "transport close" });
+                    let _ = r.inst.send(Out::json(text.to_string()));
                 }
                 !gone
             });
@@ -60,6 +68,18 @@ impl AppMesh for Registry {
                     sessions = n,
                     "sessions re-bound: the node holding their application server is gone"
                 );
+            }
+        }
+        // Forget gone servers once their node's gossip stops listing them.
+        if let Some(c) = self.cluster.get() {
+            let mut routing = self.routing.lock();
+            if !routing.gone.is_empty() {
+                let listed: std::collections::HashSet<(NodeId, u64)> = c
+                    .peer_apps()
+                    .into_iter()
+                    .flat_map(|(node, apps)| apps.into_iter().map(move |(i, _)| (node.clone(), i)))
+                    .collect();
+                routing.gone.retain(|g| listed.contains(g));
             }
         }
         // A peer's first server may have appeared.
@@ -119,7 +139,17 @@ impl Registry {
                     self.metrics.relayed.dec();
                 }
             }
-            Relay::Msg => {}
+            Relay::Msg => {
+                if !self.relayed.get(&sid).is_some_and(|r| std::sync::Arc::ptr_eq(&r.inst, &inst)) {
+                    // This node let the session go (its node looked dead for a while): its node
+                    // re-binds it; this message is lost and counted.
+                    self.metrics.dropped.with_label_values(&["unbound"]).inc();
+                    if let Some(c) = self.cluster.get() {
+                        c.send_msg(from, &Msg::Unbound { instance, sid: sid.to_string() });
+                    }
+                    return;
+                }
+            }
         }
         if inst.send(Out { text, bins }).is_err() {
             self.metrics.dropped.with_label_values(&["saturated"]).inc();
