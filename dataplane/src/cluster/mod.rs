@@ -101,13 +101,22 @@ pub struct RemoteAcks {
     pub peers: Vec<NodeId>,
     /// Their answers, tagged with the peer.
     pub rx: mpsc::UnboundedReceiver<(NodeId, RemoteAck)>,
-    cluster: Arc<Cluster>,
-    id: u64,
+    waiter: Option<(Arc<Cluster>, u64)>,
+}
+
+impl RemoteAcks {
+    /// Answers from `peers` arriving on `rx`, registered with no cluster (tests, and
+    /// collectors fed by something other than the mesh).
+    pub fn detached(peers: Vec<NodeId>, rx: mpsc::UnboundedReceiver<(NodeId, RemoteAck)>) -> Self {
+        RemoteAcks { peers, rx, waiter: None }
+    }
 }
 
 impl Drop for RemoteAcks {
     fn drop(&mut self) {
-        self.cluster.waiters.lock().remove(&self.id);
+        if let Some((cluster, id)) = &self.waiter {
+            cluster.waiters.lock().remove(id);
+        }
     }
 }
 
@@ -560,7 +569,7 @@ impl Cluster {
         };
         let frame = codec::encode(&msg);
         let queued: Vec<NodeId> = peers.into_iter().filter(|p| self.send(p, frame.clone())).collect();
-        Some(RemoteAcks { peers: queued, rx, cluster: self.clone(), id })
+        Some(RemoteAcks { peers: queued, rx, waiter: Some((self.clone(), id)) })
     }
 }
 
