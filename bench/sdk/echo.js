@@ -63,24 +63,7 @@ function cpuSeconds(pid) {
   } catch { return 0; }
 }
 
-/** A port free for TCP and UDP on `host` right now. */
-async function freePort(host) {
-  const net = require('node:net');
-  const dgram = require('node:dgram');
-  for (;;) {
-    const port = await new Promise((resolve, reject) => {
-      const srv = net.createServer();
-      srv.once('error', reject);
-      srv.listen(0, host, () => { const p = srv.address().port; srv.close(() => resolve(p)); });
-    });
-    const ok = await new Promise((resolve) => {
-      const u = dgram.createSocket('udp4');
-      u.once('error', () => resolve(false));
-      u.bind(port, host, () => u.close(() => resolve(true)));
-    });
-    if (ok) return port;
-  }
-}
+const { freePort } = require(path.join(REPO, 'e2e', 'cluster', 'harness'));
 
 async function viaCluster() {
   const hosts = ['127.0.0.1', '127.0.0.2'];

@@ -183,5 +183,5 @@ async function stopCluster(cluster) {
 }
 
 module.exports = {
-  startCluster, restartNode, stopCluster, view, until, waitPeers, waitRoom, waitRoomGone, roundRobinProxy, sleep,
+  startCluster, restartNode, stopCluster, view, until, waitPeers, waitRoom, waitRoomGone, roundRobinProxy, sleep, freePort,
 };
