@@ -9,8 +9,10 @@
 //!
 //! Invariants:
 //! - a ping due at `t` gives the client until exactly `t + ping_timeout` (the deadline does not
-//!   depend on when the task ran), and `Engine::expire_overdue` applies the same deadline to a
-//!   request that arrives first, so no answer depends on scheduling latency;
+//!   depend on when the task ran; the one extension is the reference server's: the first other
+//!   packet while the pong is awaited restarts the timeout), and `Engine::expire_overdue`
+//!   applies the same deadline to a request that arrives first, so no answer depends on
+//!   scheduling latency;
 //! - an idle session costs one heap entry (16 bytes) and no timer or task of its own;
 //! - a session has at most two entries in the heap (its live one, and one stale after a pong).
 
@@ -45,10 +47,22 @@ impl Conn {
         }
         let due = self.ping_due.load(Ordering::Relaxed);
         if now >= due {
+            self.pong_grace_used.store(false, Ordering::Relaxed);
             self.pong_deadline.store(due + ping_timeout, Ordering::Relaxed);
             return Beat::SendPing;
         }
         Beat::Nothing
+    }
+
+    /// The client sent a packet other than a pong. Like the reference server (engine.io 6.6),
+    /// the first such packet while a pong is awaited restarts the pong's timeout once: a pong
+    /// may be queued behind a large upload.
+    pub(crate) fn on_traffic(&self, now: u64, ping_timeout: u64) {
+        if self.pong_deadline.load(Ordering::Relaxed) != 0
+            && !self.pong_grace_used.swap(true, Ordering::Relaxed)
+        {
+            self.pong_deadline.store(now + ping_timeout, Ordering::Relaxed);
+        }
     }
 
     /// Whether a deadline has passed at `now`: the pong one (counted from when the ping was

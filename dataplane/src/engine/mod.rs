@@ -200,6 +200,9 @@ impl Engine {
     /// transport's business and never reach here).
     pub fn on_packet(&self, conn: &Arc<Conn>, packet: Packet<'_>) {
         self.metrics.packets_in.inc();
+        if !matches!(packet, Packet::Pong(_)) {
+            conn.on_traffic(self.now_ms(), self.settings.engine.ping_timeout_ms);
+        }
         match packet {
             Packet::Pong(_) => {
                 if let Some(at) = conn.on_pong(self.now_ms(), self.settings.engine.ping_interval_ms) {

@@ -166,6 +166,8 @@ pub struct Conn {
     pub(super) pong_deadline: AtomicU64,
     /// Hub clock (ms) of this session's live entry in the engine's deadline heap.
     pub(super) wake_at: AtomicU64,
+    /// The awaited pong's deadline was already extended once by other traffic.
+    pub(super) pong_grace_used: AtomicBool,
     /// Hub clock (ms) at which the session opened.
     pub opened_at: u64,
     /// Set by the layer above once the client has done what it must within the connect
@@ -202,6 +204,7 @@ impl Conn {
             ping_due: AtomicU64::new(now + ping_interval),
             pong_deadline: AtomicU64::new(0),
             wake_at: AtomicU64::new(now + ping_interval),
+            pong_grace_used: AtomicBool::new(false),
             opened_at: now,
             attached: AtomicBool::new(false),
             ext: OnceLock::new(),
