@@ -2,7 +2,7 @@
 """Write the seed corpus of the data-plane fuzz targets (corpus/<target>/<name>).
 
 The seeds are well-formed and near-miss inputs built from the formats' definitions
-(RFC 6455 §5, cluster/codec.rs, docs/link-protocol.md), so libFuzzer starts deep in each
+(RFC 6455 §5, cluster/codec.rs mesh version 2, docs/link-protocol.md), so libFuzzer starts deep in each
 decoder. Re-run after a format change: python3 dataplane/fuzz/make-corpus.py
 """
 import json
@@ -82,6 +82,10 @@ def args(js, attachments=()):
     return s(js) + struct.pack(">I", len(attachments)) + b"".join(s(a) for a in attachments)
 
 
+def bins(items):
+    return struct.pack(">I", len(items)) + b"".join(s(i) for i in items)
+
+
 def sel(rooms=(), except_rooms=(), except_socket=""):
     return lst(list(rooms)) + lst(list(except_rooms)) + s(except_socket)
 
@@ -95,19 +99,26 @@ bodies = {
     "request-disconnect": b"\x02" + U64(3) + s("/") + sel(["a"]) + b"\x03\x01",
     "request-fetch": b"\x02" + U64(4) + s("/") + sel(["a"]) + b"\x04",
     "reply-count": b"\x03" + U64(1) + b"\x01" + struct.pack(">I", 7),
-    "reply-sockets": b"\x03" + U64(4) + b"\x02" + struct.pack(">I", 1) + s("sock") + s("/") + lst(["sock", "a"]) + s("{}") + b"\x00",
+    "reply-sockets": b"\x03" + U64(4) + b"\x02" + struct.pack(">I", 1) + s("sock") + s("sid") + s("/") + lst(["sock", "a"]) + s("{}") + b"\x00" + b"\x01" + s("node-b") + U64(7),
+    "reply-data": b"\x03" + U64(5) + b"\x03" + s('{"ok":true}'),
     "ack-count": b"\x04" + U64(8) + lst(["s1", "s2"]),
     "ack": b"\x05" + U64(8) + s("s1") + args("[1]"),
-    "server-emit": b"\x06" + s("/") + s("ping") + args("[]"),
     "rooms": b"\x07" + s("/") + lst(["room1", "room2"]),
+    "to-app": b"\x08" + U64(3) + s("sid") + b"\x01" + s('{"t":"open"}') + bins([b"\x00"]),
+    "from-app": b"\x09" + U64(3) + s('{"t":"packet","sid":"sid","data":"2[]"}') + bins([]),
+    "app-gone": b"\x0a" + U64(3),
+    "app-emit": b"\x0b" + U64(1) + U64(3) + s("/") + s('["ev"]') + bins([b"x"]),
+    "app-ack": b"\x0c" + U64(2) + s("[1]") + bins([]),
+    "app-data": b"\x0d" + U64(1) + U64(3) + s("/") + lst(["s1"]),
+    "unbound": b"\x0e" + U64(3) + s("sid"),
     "unknown-kind": b"\x63",
     "huge-count": b"\x07" + s("/") + struct.pack(">I", 0xFFFFFFFF),
     "truncated": b"\x01" + struct.pack(">I", 100) + b"/",
 }
 for name, body in bodies.items():
     write("mesh_frame", name, body)
-hs = b"SIOHMESH" + struct.pack(">H", 1) + s("node-a") + U64(1_700_000_000_000_000_000)
-frames = b"".join(struct.pack(">I", len(b)) + b for b in [bodies["rooms"], bodies["broadcast"], bodies["ack"]])
+hs = b"SIOHMESH" + struct.pack(">H", 2) + s("node-a") + U64(1_700_000_000_000_000_000)
+frames = b"".join(struct.pack(">I", len(b)) + b for b in [bodies["rooms"], bodies["broadcast"], bodies["to-app"], bodies["ack"]])
 write("mesh_stream", "handshake-then-frames", hs + frames)
 write("mesh_stream", "handshake-only", hs)
 write("mesh_stream", "wrong-magic", b"SIOHMESS" + hs[8:])
