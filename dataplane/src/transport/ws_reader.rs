@@ -14,7 +14,8 @@
 //!   header before a byte of its payload is buffered.
 //!
 //! Invariants: a reader that is not in the middle of a frame or a fragmented message holds no
-//! heap memory (idle connections pay for a few words); a complete, unfragmented frame that
+//! heap memory (idle connections pay for a few words); what it buffers is at most twice what
+//! arrived, whatever a header announced; a complete, unfragmented frame that
 //! arrives in one read is unmasked in place and handed out borrowed, never copied; after a
 //! Close frame or an error the reader yields nothing more; the events do not depend on how the
 //! input was split into reads.
@@ -477,13 +478,9 @@ impl Reader {
             Some(m) if !starts => m,
             slot => slot.insert(Message { kind: head.opcode, data: Vec::new(), checked: 0 }),
         };
-        if first && head.fin && head.opcode != OpCode::Continuation {
-            // One frame spanning reads: its length is known and within the limit.
-            m.data.reserve_exact(head.len);
-        } else if first {
-            // Fragments: amortized growth, so many small fragments stay linear.
-            m.data.reserve(head.len);
-        }
+        // Memory follows the bytes that arrived, never the length a header announced: a
+        // client announcing `max_message` and sending one byte must not cost `max_message`.
+        // `extend_from_slice` grows amortized, so many small reads stay linear.
         m.data.extend_from_slice(bytes);
         if m.kind == OpCode::Text {
             match std::str::from_utf8(&m.data[m.checked..]) {

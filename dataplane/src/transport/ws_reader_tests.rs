@@ -215,6 +215,22 @@ fn size_limits_are_judged_from_headers() {
 }
 
 #[test]
+fn buffers_follow_what_arrived_not_what_a_header_announced() {
+    // Found by the ws_reader fuzz target: a huge announced length was reserved up front.
+    let mut r = Reader::new(usize::MAX >> 1);
+    let mut b = vec![0x82, 0xFF, 0, 0, 0, 0xE8, 0x03, 0, 0x8A, 0x85, 1, 2, 3, 4, 9, 9, 9];
+    assert_eq!(r.feed(&mut b).count(), 0);
+    let held = r.partial.as_ref().and_then(|p| p.message.as_ref()).map_or(0, |m| m.data.capacity());
+    assert!(held <= 64, "{held} bytes buffered for 3 received");
+    let mut r = Reader::new(1 << 20);
+    let mut b = frame(false, 0x1, b"x", M);
+    b.extend(&frame(true, 0x0, &[b'y'; 1000], M)[..20]);
+    assert_eq!(r.feed(&mut b).count(), 0);
+    let held = r.partial.as_ref().and_then(|p| p.message.as_ref()).map_or(0, |m| m.data.capacity());
+    assert!(held <= 64, "{held} bytes buffered for 7 received");
+}
+
+#[test]
 fn unmask_matches_bytewise_xor_at_any_offset() {
     let data: Vec<u8> = (0..37).collect();
     for offset in 0..8 {
