@@ -1,12 +1,48 @@
 //! An Engine.IO handler that echoes every message back: the engine's test peer and the body
-//! of `examples/engine_echo.rs`.
+//! of `examples/engine_echo.rs`, with that example's command line (`EchoArgs`).
 
 use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
+use clap::Parser;
+use socketio_hub_config::EngineConfig;
 
 use super::{CloseReason, Conn, Delivery, Engine, EngineHandler};
 use crate::frame::{Frame, FrameBuilder};
+
+/// The command line of `examples/engine_echo.rs`. Clap prints each default itself, so the
+/// help texts do not repeat them.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "engine_echo", about = "A raw Engine.IO v4 echo server at /engine.io/.")]
+pub struct EchoArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 3001)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Ping interval in ms.
+    #[arg(long, default_value_t = 25_000)]
+    pub ping_interval: u64,
+    /// Ping timeout in ms.
+    #[arg(long, default_value_t = 20_000)]
+    pub ping_timeout: u64,
+    /// Largest message in bytes.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_payload: usize,
+}
+
+impl EchoArgs {
+    /// The engine settings these arguments ask for.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            ping_interval_ms: self.ping_interval,
+            ping_timeout_ms: self.ping_timeout,
+            max_payload: self.max_payload,
+            ..EngineConfig::default()
+        }
+    }
+}
 
 /// Echoes text messages as `4<text>` and binary messages as binary.
 #[derive(Default)]

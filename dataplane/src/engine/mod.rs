@@ -91,6 +91,7 @@ pub struct Engine {
     pub tag: NodeTag,
     handler: OnceLock<Arc<dyn EngineHandler>>,
     epoch: tokio::time::Instant,
+    deadlines: heartbeat::Deadlines,
 }
 
 impl Engine {
@@ -104,6 +105,7 @@ impl Engine {
             tag,
             handler: OnceLock::new(),
             epoch: tokio::time::Instant::now(),
+            deadlines: heartbeat::Deadlines::default(),
         })
     }
 
@@ -122,6 +124,32 @@ impl Engine {
     /// Milliseconds since the engine started (tokio clock, so tests can pause time).
     pub fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The instant of hub-clock time `ms`.
+    fn instant_of(&self, ms: u64) -> tokio::time::Instant {
+        self.epoch + std::time::Duration::from_millis(ms)
+    }
+
+    /// When `conn` must be attached by, if the layer above asks for attaching.
+    fn connect_deadline(&self, conn: &Conn) -> Option<u64> {
+        self.settings.attach_timeout_ms.map(|t| conn.opened_at + t)
+    }
+
+    /// Close `conn` if one of its deadlines has passed (a request arriving just after a
+    /// deadline sees the session gone, whenever the deadline task runs). Returns whether it
+    /// is closed.
+    pub fn expire_overdue(&self, conn: &Arc<Conn>) -> bool {
+        let ping_timeout = self.settings.engine.ping_timeout_ms;
+        if let Some(reason) = conn.overdue(self.now_ms(), ping_timeout, self.connect_deadline(conn)) {
+            self.close(conn, reason);
+        }
+        conn.closed().is_some()
+    }
+
+    /// Entries in the deadline heap (one per session, plus stale ones awaiting removal).
+    pub fn deadline_entries(&self) -> usize {
+        self.deadlines.len()
     }
 
     /// Open a new session.
@@ -146,6 +174,9 @@ impl Engine {
             self.now_ms(),
             e.ping_interval_ms,
         ));
+        let at = conn.next_due(self.connect_deadline(&conn));
+        conn.wake_at.store(at, Ordering::Release);
+        self.deadlines.file(&conn, at);
         self.sessions.insert(conn.sid.clone(), conn.clone());
         self.metrics.sessions_opened.with_label_values(&[transport.as_str()]).inc();
         self.metrics.connections.with_label_values(&[transport.as_str()]).inc();
@@ -169,8 +200,15 @@ impl Engine {
     /// transport's business and never reach here).
     pub fn on_packet(&self, conn: &Arc<Conn>, packet: Packet<'_>) {
         self.metrics.packets_in.inc();
+        if !matches!(packet, Packet::Pong(_)) {
+            conn.on_traffic(self.now_ms(), self.settings.engine.ping_timeout_ms);
+        }
         match packet {
-            Packet::Pong(_) => conn.on_pong(self.now_ms(), self.settings.engine.ping_interval_ms),
+            Packet::Pong(_) => {
+                if let Some(at) = conn.on_pong(self.now_ms(), self.settings.engine.ping_interval_ms) {
+                    self.deadlines.file(conn, at);
+                }
+            }
             Packet::Close => self.close(conn, CloseReason::TransportClose),
             Packet::Message(text) => {
                 self.metrics.bytes_in.inc_by(text.len() as u64);

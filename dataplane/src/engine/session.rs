@@ -144,6 +144,9 @@ struct Outbox {
     bytes: usize,
     waker: Option<Waker>,
     transport: TransportKind,
+    /// A WebSocket claimed the upgrade (at most one at a time).
+    upgrade_claimed: bool,
+    /// That WebSocket received the probe: a pending poll is answered with a noop.
     upgrading: bool,
     poll_pending: bool,
     closed: Option<CloseReason>,
@@ -161,6 +164,10 @@ pub struct Conn {
     pub(super) ping_due: AtomicU64,
     /// Hub clock (ms) by which a pong must arrive, or 0 when none is awaited.
     pub(super) pong_deadline: AtomicU64,
+    /// Hub clock (ms) of this session's live entry in the engine's deadline heap.
+    pub(super) wake_at: AtomicU64,
+    /// The awaited pong's deadline was already extended once by other traffic.
+    pub(super) pong_grace_used: AtomicBool,
     /// Hub clock (ms) at which the session opened.
     pub opened_at: u64,
     /// Set by the layer above once the client has done what it must within the connect
@@ -188,6 +195,7 @@ impl Conn {
                 bytes: 0,
                 waker: None,
                 transport,
+                upgrade_claimed: false,
                 upgrading: false,
                 poll_pending: false,
                 closed: None,
@@ -195,6 +203,8 @@ impl Conn {
             limits,
             ping_due: AtomicU64::new(now + ping_interval),
             pong_deadline: AtomicU64::new(0),
+            wake_at: AtomicU64::new(now + ping_interval),
+            pong_grace_used: AtomicBool::new(false),
             opened_at: now,
             attached: AtomicBool::new(false),
             ext: OnceLock::new(),
@@ -257,16 +267,32 @@ impl Conn {
         self.outbox.lock().transport
     }
 
-    /// Whether an upgrade is under way.
+    /// Whether a WebSocket holds the upgrade (probing or about to).
     pub fn is_upgrading(&self) -> bool {
+        self.outbox.lock().upgrade_claimed
+    }
+
+    /// Whether the claiming WebSocket received the probe (the client may now send `5`).
+    pub fn is_probed(&self) -> bool {
         self.outbox.lock().upgrading
     }
 
-    /// Begin an upgrade (a WebSocket probe arrived). Wakes a pending poll so it returns a noop.
-    /// Returns `false` when the session is not on polling or already upgrading.
+    /// Claim the upgrade for a new WebSocket. Returns `false` (the WebSocket is to be closed)
+    /// when the session is not on polling, is closed, or another WebSocket holds the claim.
+    pub fn claim_upgrade(&self) -> bool {
+        let mut out = self.outbox.lock();
+        if out.transport != TransportKind::Polling || out.upgrade_claimed || out.closed.is_some() {
+            return false;
+        }
+        out.upgrade_claimed = true;
+        true
+    }
+
+    /// The claiming WebSocket received the probe. Wakes a pending poll so it returns a noop.
+    /// Returns `false` when the session is no longer on polling or was closed.
     pub fn begin_upgrade(&self) -> bool {
         let mut out = self.outbox.lock();
-        if out.transport != TransportKind::Polling || out.upgrading || out.closed.is_some() {
+        if out.transport != TransportKind::Polling || !out.upgrade_claimed || out.closed.is_some() {
             return false;
         }
         out.upgrading = true;
@@ -276,9 +302,13 @@ impl Conn {
         true
     }
 
-    /// Abandon an upgrade (the probe connection went away or timed out).
+    /// Abandon an upgrade (the probe connection went away or timed out); the claim is released.
     pub fn abort_upgrade(&self) {
-        self.outbox.lock().upgrading = false;
+        let mut out = self.outbox.lock();
+        if out.transport == TransportKind::Polling {
+            out.upgrading = false;
+            out.upgrade_claimed = false;
+        }
     }
 
     /// Complete an upgrade: WebSocket becomes the transport and the consumer.
@@ -308,6 +338,20 @@ impl Conn {
         let mut out = self.outbox.lock();
         out.poll_pending = false;
         out.waker = None;
+    }
+
+    /// Wait until the session closes, without taking frames (the WebSocket task uses this
+    /// while its socket is not writable, so a closed session ends a stuck connection).
+    pub fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<CloseReason> {
+        let mut out = self.outbox.lock();
+        if let Some(reason) = out.closed {
+            return Poll::Ready(reason);
+        }
+        match &out.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => out.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// Take every queued frame, or register `cx` to be woken when there are some.
@@ -352,10 +396,21 @@ impl Conn {
         out.frames = frames;
     }
 
-    /// Record a pong: the next ping is due `ping_interval` from `now`.
-    pub fn on_pong(&self, now: u64, ping_interval: u64) {
+    /// Record a pong: the next ping is due `ping_interval` from `now` (like the reference
+    /// server, any pong restarts the interval). Returns the time to add to the deadline heap
+    /// when this moves the session's next wake-up earlier (else its live entry covers it).
+    pub fn on_pong(&self, now: u64, ping_interval: u64) -> Option<u64> {
         self.pong_deadline.store(0, Ordering::Relaxed);
-        self.ping_due.store(now + ping_interval, Ordering::Relaxed);
+        let due = now + ping_interval;
+        self.ping_due.store(due, Ordering::Relaxed);
+        let mut current = self.wake_at.load(Ordering::Relaxed);
+        while due < current {
+            match self.wake_at.compare_exchange(current, due, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Some(due),
+                Err(seen) => current = seen,
+            }
+        }
+        None
     }
 
     /// The layer above's state, when it set one of type `T`.

@@ -59,3 +59,31 @@ fn heartbeat_pings_then_times_out() {
     assert_eq!(c.beat(270, 40, None), Beat::Close(CloseReason::PingTimeout));
     assert_eq!(conn(8).beat(10, 40, Some(5)), Beat::Close(CloseReason::ConnectTimeout));
 }
+
+#[test]
+fn a_late_beat_does_not_move_the_pong_deadline() {
+    let c = conn(8);
+    // The ping was due at 100; sent at 130, the pong is still owed by 140.
+    assert_eq!(c.beat(130, 40, None), Beat::SendPing);
+    assert_eq!(c.beat(139, 40, None), Beat::Nothing);
+    assert_eq!(c.beat(140, 40, None), Beat::Close(CloseReason::PingTimeout));
+    // Unsent and overdue: the same deadline.
+    assert_eq!(conn(8).overdue(140, 40, None), Some(CloseReason::PingTimeout));
+    assert_eq!(conn(8).overdue(139, 40, None), None);
+}
+
+#[test]
+fn one_websocket_at_a_time_may_claim_the_upgrade() {
+    let c = conn(8);
+    c.finish_upgrade();
+    assert!(!c.claim_upgrade(), "already on WebSocket");
+    let hs = c.handshake.clone();
+    let limits = QueueLimits { max_frames: 8, max_bytes: 1 << 20 };
+    let p = Conn::new(Sid::new(NodeTag(1)), hs, TransportKind::Polling, limits, 0, 100);
+    assert!(!p.begin_upgrade(), "a probe needs the claim");
+    assert!(p.claim_upgrade());
+    assert!(!p.claim_upgrade(), "a second WebSocket is refused");
+    assert!(p.begin_upgrade());
+    p.abort_upgrade();
+    assert!(p.claim_upgrade(), "the claim is released when the probe ends");
+}

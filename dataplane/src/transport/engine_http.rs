@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use socketio_hub_config::Transport;
 use socketio_hub_protocol::engine::{self, OpenInfo};
 
+use super::ws_engine::{Refused, SessionEndpoint};
 use super::{cors, websocket, Response};
 use crate::engine::{CloseReason, Conn, ConnHandshake, Delivery, Drained, TransportKind};
 use crate::engine::{Engine, Refusal};
@@ -136,17 +137,6 @@ fn handshake_of(
     }
 }
 
-fn is_ws_upgrade(headers: &HeaderMap) -> bool {
-    let has = |name: header::HeaderName, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    };
-    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
-}
-
 fn open_frame(engine: &Engine, conn: &Conn) -> Frame {
     let e = &engine.settings.engine;
     let upgrades: &[&str] =
@@ -196,10 +186,21 @@ pub(super) async fn handle(
         return error(&engine, &headers, EngineHttpError::Forbidden);
     }
     let sid = query.get("sid").cloned();
-    let wants_ws = is_ws_upgrade(&headers);
+    let wants_ws = websocket::is_upgrade(&headers);
     if transport == TransportKind::Websocket && (!wants_ws || req.method() != Method::GET) {
         return error(&engine, &headers, EngineHttpError::BadRequest);
     }
+    let ws_accept = match transport {
+        TransportKind::Websocket => match websocket::accept_key(&headers) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                tracing::debug!(error = %e, "bad WebSocket handshake");
+                return error(&engine, &headers, EngineHttpError::BadRequest);
+            }
+        },
+        TransportKind::Polling => None,
+    };
+    let max_message = engine.settings.engine.max_payload;
 
     let Some(sid) = sid else {
         if req.method() != Method::GET {
@@ -238,13 +239,9 @@ pub(super) async fn handle(
                 if let Err(reason) = conn.push(&[open], Delivery::Reliable) {
                     engine.close(&conn, reason);
                 }
-                match websocket::accept(&engine, &mut req, conn.clone(), websocket::Mode::Fresh) {
-                    Ok(resp) => with_cors(&engine, &headers, resp),
-                    Err(e) => {
-                        engine.close(&conn, CloseReason::TransportError);
-                        error(&engine, &headers, e)
-                    }
-                }
+                let accept = ws_accept.unwrap_or_default();
+                let endpoint = SessionEndpoint::fresh(engine.clone(), conn);
+                with_cors(&engine, &headers, websocket::upgrade(&mut req, &accept, max_message, endpoint))
             }
         };
     };
@@ -259,14 +256,18 @@ pub(super) async fn handle(
     else {
         return error(&engine, &headers, EngineHttpError::UnknownSid);
     };
-    if transport == TransportKind::Websocket {
-        if conn.transport() != TransportKind::Polling || conn.is_upgrading() {
-            return error(&engine, &headers, EngineHttpError::BadRequest);
-        }
-        return match websocket::accept(&engine, &mut req, conn, websocket::Mode::Probe) {
-            Ok(resp) => with_cors(&engine, &headers, resp),
-            Err(e) => error(&engine, &headers, e),
+    if engine.expire_overdue(&conn) {
+        // A deadline passed before the deadline task got to it: the session is gone.
+        return error(&engine, &headers, EngineHttpError::UnknownSid);
+    }
+    if let Some(accept) = ws_accept {
+        // A second WebSocket for the session is accepted and closed, like the reference server.
+        let resp = if conn.claim_upgrade() {
+            websocket::upgrade(&mut req, &accept, max_message, SessionEndpoint::probe(engine.clone(), conn))
+        } else {
+            websocket::upgrade(&mut req, &accept, max_message, Refused)
         };
+        return with_cors(&engine, &headers, resp);
     }
     if conn.transport() != TransportKind::Polling {
         // The session was upgraded; a late poll for the old transport is refused.
@@ -279,12 +280,22 @@ pub(super) async fn handle(
     }
 }
 
-/// Ends the poll registration even when the client goes away mid-wait (the future is dropped).
-struct PollGuard<'a>(&'a Conn);
+/// Ends the poll registration when the GET is answered, and closes the session when the
+/// client went away mid-wait instead (hyper drops the future): like the reference server, a
+/// cancelled poll is a transport error ("poll connection closed prematurely").
+struct PollGuard<'a> {
+    engine: &'a Engine,
+    conn: &'a Arc<Conn>,
+    answered: bool,
+}
 
 impl Drop for PollGuard<'_> {
     fn drop(&mut self) {
-        self.0.end_poll();
+        self.conn.end_poll();
+        if !self.answered && self.conn.transport() == TransportKind::Polling {
+            tracing::debug!(sid = %self.conn.sid, "poll cancelled by the client");
+            self.engine.close(self.conn, CloseReason::TransportError);
+        }
     }
 }
 
@@ -294,8 +305,9 @@ async fn poll(engine: &Arc<Engine>, headers: &HeaderMap, conn: Arc<Conn>) -> Res
         engine.close(&conn, CloseReason::TransportError);
         return error(engine, headers, EngineHttpError::BadRequest);
     }
-    let guard = PollGuard(&conn);
+    let mut guard = PollGuard { engine, conn: &conn, answered: false };
     let drained = poll_fn(|cx| conn.poll_drain(cx, true)).await;
+    guard.answered = true;
     drop(guard);
     let mut body = Vec::new();
     match drained {
@@ -310,6 +322,9 @@ async fn poll(engine: &Arc<Engine>, headers: &HeaderMap, conn: Arc<Conn>) -> Res
             }
         }
         Drained::Upgrading => engine::append_text_to_payload(&mut body, b"6"),
+        // The client closed it (a `1` in a POST): the pending poll ends with a noop, as the
+        // reference server's polling transport does; any other close is announced.
+        Drained::Closed(CloseReason::TransportClose) => engine::append_text_to_payload(&mut body, b"6"),
         Drained::Closed(_) => engine::append_text_to_payload(&mut body, b"1"),
     }
     engine.metrics.bytes_out.inc_by(body.len() as u64);

@@ -2,7 +2,9 @@
 //!
 //! Every accepted TCP connection gets `TCP_NODELAY` and an HTTP/1.1 connection; requests
 //! for the Socket.IO path go to the Engine.IO handler, everything else (REST API, demo page)
-//! to the warp filter given at start.
+//! to the warp filter given at start. WebSocket framing is split in three: `ws_reader` (pure
+//! RFC 6455 reading), `websocket` (the per-connection task that moves bytes), and the
+//! endpoints (`ws_engine` for Engine.IO sessions, `ws_echo` for conformance testing).
 //!
 //! Architecture invariant: this module is the only code that knows HTTP and WebSocket; it
 //! hands decoded Engine.IO packets to `state::Hub` and drains pre-encoded frames from
@@ -11,7 +13,12 @@
 mod cors;
 mod engine_http;
 mod websocket;
-pub mod ws_frame;
+mod ws_echo;
+mod ws_engine;
+pub mod ws_reader;
+
+pub use websocket::BadHandshake;
+pub use ws_echo::serve_echo as serve_websocket_echo;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -1,75 +1,99 @@
-//! WebSocket transport with our own framing loop over the raw TCP stream.
+//! WebSocket connections over the raw TCP stream: the upgrade answer, and one task per
+//! connection that only moves bytes.
 //!
-//! After hyper completes the HTTP upgrade we take the `TcpStream` back and run one task per
-//! connection that reads when the socket is readable, parses frames in a per-thread buffer,
-//! and writes queued frames with vectored writes, coalescing everything queued into one
-//! syscall. An idle connection therefore holds no read or write buffer at all, and a
-//! broadcast frame (encoded once, see `frame`) is written from the shared bytes as-is.
+//! After hyper completes the HTTP upgrade we take the `TcpStream` back. The task reads when
+//! the socket is readable into a per-thread buffer, hands the bytes to the pure `ws_reader`,
+//! passes the messages to its `Endpoint` (the Engine.IO session in `ws_engine.rs`, or the
+//! plain echo of `ws_echo.rs`), and writes queued frames with vectored writes, coalescing
+//! everything queued into one syscall. Protocol duties are the task's, not the endpoint's:
+//! pongs, the closing handshake, and failing the connection with the reader's close code.
 //! `tungstenite` provides the handshake key derivation.
 //!
-//! Invariants: client frames must be masked; no frame or reassembled message may exceed
-//! `engine.max_payload` (checked from the header, before buffering); control frames are never
-//! written in the middle of a data frame.
+//! Invariants: an idle connection holds no read or write buffer (the read buffer is per
+//! thread, the reader allocates only mid-frame, the write queue's storage is released when
+//! drained); a frame is written from its shared bytes as-is; nothing is written after a Close
+//! frame; reading pauses while more than `READ_PAUSE` bytes wait to be written, so a client
+//! that sends pings (or, to the echo, messages) without reading cannot grow memory; a close
+//! frame is followed by a half-close and a short linger, so the client reads it instead of a
+//! reset.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
-use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, StatusCode};
-use hyper::body::Incoming;
+use http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use socketio_hub_protocol::engine;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
-use super::engine_http::EngineHttpError;
-use super::ws_frame::{self, FrameError};
+use super::ws_reader::{Event, OpCode, ReadError, Reader};
 use super::Response;
-use crate::engine::Engine;
-use crate::engine::{CloseReason, Conn, Drained};
-use crate::frame::Frame;
-
-/// How the WebSocket relates to its session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// A new session that starts on WebSocket.
-    Fresh,
-    /// An upgrade probe for a polling session.
-    Probe,
-}
 
 const READ_CHUNK: usize = 64 * 1024;
 const MAX_IOV: usize = 64;
+/// Stop reading while this much waits to be written.
+const READ_PAUSE: usize = 1 << 20;
+/// How long the final frames and the close frame may take to go out.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// How long to wait for the client's side of the close after ours.
+const LINGER: Duration = Duration::from_secs(1);
 
 thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; READ_CHUNK]);
 }
 
-/// Answer the upgrade request and start the connection task once hyper hands the stream over.
-pub(super) fn accept(
-    engine: &Arc<Engine>,
-    req: &mut Request<Incoming>,
-    conn: Arc<Conn>,
-    mode: Mode,
-) -> Result<Response, EngineHttpError> {
-    let key = req.headers().get(header::SEC_WEBSOCKET_KEY).ok_or(EngineHttpError::BadRequest)?;
-    if req.headers().get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
-        return Err(EngineHttpError::BadRequest);
+/// Why an upgrade request cannot be answered with 101.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadHandshake {
+    /// No `Sec-WebSocket-Key`.
+    #[error("missing Sec-WebSocket-Key")]
+    MissingKey,
+    /// `Sec-WebSocket-Version` is not 13.
+    #[error("unsupported Sec-WebSocket-Version (13 is required)")]
+    Version,
+}
+
+/// Check an upgrade request's WebSocket headers; returns the `Sec-WebSocket-Accept` value.
+pub(super) fn accept_key(headers: &HeaderMap) -> Result<String, BadHandshake> {
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).ok_or(BadHandshake::MissingKey)?;
+    if headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+        return Err(BadHandshake::Version);
     }
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    Ok(tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()))
+}
+
+/// Whether the request asks for a WebSocket upgrade (`Connection: upgrade`, `Upgrade: websocket`).
+pub(super) fn is_upgrade(headers: &HeaderMap) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+}
+
+/// Answer 101 with `accept` and run `endpoint` on the connection once hyper hands it over.
+pub(super) fn upgrade<E: Endpoint>(
+    req: &mut Request<hyper::body::Incoming>,
+    accept: &str,
+    max_message: usize,
+    mut endpoint: E,
+) -> Response {
     let on_upgrade = hyper::upgrade::on(req);
-    let engine = engine.clone();
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
                 tracing::debug!(error = %e, "websocket upgrade failed");
-                if mode == Mode::Fresh {
-                    engine.close(&conn, CloseReason::TransportError);
-                }
+                endpoint.on_end(&End::IoError, &mut WriteQueue::default());
                 return;
             }
         };
@@ -79,13 +103,20 @@ pub(super) fn accept(
                 // bytes it may hold and release the buffer, or every idle socket would keep one.
                 let leftover = parts.read_buf.to_vec();
                 drop(parts.read_buf);
-                let ws = WsConn::new(engine, conn, parts.io.into_inner(), mode);
+                let stream = parts.io.into_inner();
+                let _ = stream.set_nodelay(true);
+                let ws = Connection {
+                    stream,
+                    reader: Reader::new(max_message),
+                    out: WriteQueue::default(),
+                    endpoint,
+                };
                 ws.run(leftover).await;
             }
             Err(_) => {
-                // Only plain TCP connections reach here (TLS terminates in front of the engine).
+                // Only plain TCP connections reach here (TLS terminates in front of the hub).
                 tracing::error!("upgraded connection is not a TcpStream");
-                engine.close(&conn, CloseReason::TransportError);
+                endpoint.on_end(&End::IoError, &mut WriteQueue::default());
             }
         }
     });
@@ -95,306 +126,92 @@ pub(super) fn accept(
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     // The accept key is base64, always a valid header value.
-    h.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept).expect("base64 header"));
-    Ok(resp)
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(accept).expect("base64 header"));
+    resp
 }
 
-/// Why the connection loop stopped.
-enum Stop {
-    /// The session closed (by anyone): send a close frame and end.
-    Session(CloseReason),
-    /// The peer or the network ended it.
-    Transport(CloseReason),
-    /// The upgrade probe failed or timed out; the session continues on polling.
-    ProbeEnded,
+/// How a connection ends.
+#[derive(Debug)]
+pub(super) enum End {
+    /// The endpoint is done: send a close frame with this code (`None`: no code).
+    Close(Option<u16>),
+    /// The client sent a Close frame (with this code); it is echoed.
+    PeerClosed(Option<u16>),
+    /// The client's bytes broke RFC 6455; the close frame carries the error's code.
+    Failed(ReadError),
+    /// The client closed TCP without a closing handshake.
+    Eof,
+    /// Reading or writing failed, or the upgrade never completed.
+    IoError,
 }
 
-struct WsConn {
-    engine: Arc<Engine>,
-    conn: Arc<Conn>,
-    stream: TcpStream,
-    /// Bytes of an incomplete frame (empty, and unallocated, almost always).
-    pending_in: Vec<u8>,
-    /// A fragmented message being reassembled: its opcode and data so far.
-    fragments: Option<(u8, Vec<u8>)>,
-    /// Frames to write, in order; the first may be partly written.
-    out: VecDeque<Bytes>,
+/// What a WebSocket connection is for. Called from the connection's task only.
+pub(super) trait Endpoint: Send + 'static {
+    /// A text message arrived.
+    fn on_text(&mut self, text: &str, out: &mut WriteQueue) -> Result<(), End>;
+    /// A binary message arrived.
+    fn on_binary(&mut self, data: Cow<'_, [u8]>, out: &mut WriteQueue) -> Result<(), End>;
+    /// Move frames to send into `out`, or end. Polled whether or not `out` is empty; an
+    /// endpoint with a bounded queue of its own should move frames only when it is, so a
+    /// client that does not read fills that queue (and is disconnected) instead of `out`.
+    fn poll_send(&mut self, cx: &mut Context<'_>, out: &mut WriteQueue) -> Poll<Result<(), End>>;
+    /// When the endpoint stops waiting (an upgrade probe's deadline).
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+    /// The deadline passed.
+    fn on_deadline(&mut self) -> End {
+        End::Close(Some(1000))
+    }
+    /// The connection is ending; `out` takes any last frames (before the close frame).
+    fn on_end(&mut self, end: &End, out: &mut WriteQueue);
+    /// `n` bytes were written to the socket.
+    fn wrote(&mut self, n: usize) {
+        let _ = n;
+    }
+}
+
+/// Frames to write, in order; the first may be partly written.
+#[derive(Default)]
+pub(super) struct WriteQueue {
+    frames: VecDeque<Bytes>,
     written_of_front: usize,
-    /// Whether this WebSocket is the session's transport (else: probing).
-    active: bool,
-    stop: Option<Stop>,
+    bytes: usize,
 }
 
-impl WsConn {
-    fn new(engine: Arc<Engine>, conn: Arc<Conn>, stream: TcpStream, mode: Mode) -> Self {
-        let _ = stream.set_nodelay(true);
-        WsConn {
-            engine,
-            conn,
-            stream,
-            pending_in: Vec::new(),
-            fragments: None,
-            out: VecDeque::new(),
-            written_of_front: 0,
-            active: mode == Mode::Fresh,
-            stop: None,
-        }
+impl WriteQueue {
+    /// Queue one complete frame.
+    pub(super) fn push(&mut self, frame: Bytes) {
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
     }
 
-    async fn run(mut self, mut leftover: Vec<u8>) {
-        if !leftover.is_empty() {
-            self.ingest(&mut leftover);
-        }
-        drop(leftover);
-        let upgrade_deadline = tokio::time::Instant::now()
-            + Duration::from_millis(self.engine.settings.engine.upgrade_timeout_ms);
-        loop {
-            if let Err(e) = self.flush() {
-                tracing::debug!(error = %e, "websocket write failed");
-                self.stop.get_or_insert(Stop::Transport(CloseReason::TransportError));
-            }
-            if let Some(stop) = self.stop.take() {
-                return self.finish(stop).await;
-            }
-            let wants_write = !self.out.is_empty();
-            let probing = !self.active;
-            tokio::select! {
-                r = self.stream.readable() => {
-                    if r.is_err() {
-                        self.stop = Some(Stop::Transport(CloseReason::TransportError));
-                    } else {
-                        self.read_available();
-                    }
-                }
-                drained = poll_fn(|cx| self.conn.poll_drain(cx, false)), if self.active && !wants_write => {
-                    match drained {
-                        Drained::Frames(frames) => self.out.extend(frames.into_iter().map(|f| f.wire().clone())),
-                        Drained::Closed(reason) => self.stop = Some(Stop::Session(reason)),
-                        Drained::Upgrading => {}
-                    }
-                }
-                r = self.stream.writable(), if wants_write => {
-                    if r.is_err() {
-                        self.stop = Some(Stop::Transport(CloseReason::TransportError));
-                    }
-                }
-                _ = tokio::time::sleep_until(upgrade_deadline), if probing => {
-                    tracing::debug!(sid = %self.conn.sid, "upgrade timed out");
-                    self.stop = Some(Stop::ProbeEnded);
-                }
-            }
-        }
+    /// Whether nothing waits to be written.
+    pub(super) fn is_empty(&self) -> bool {
+        self.frames.is_empty()
     }
 
-    async fn finish(mut self, stop: Stop) {
-        match stop {
-            Stop::Session(reason) => {
-                // Drain what the session still had queued, then a close frame.
-                let queued = self.conn.take_queued();
-                self.out.extend(queued.into_iter().map(|f| f.wire().clone()));
-                let code: u16 = if reason == CloseReason::ServerShutdown { 1001 } else { 1000 };
-                self.out.push_back(control(0x8, &code.to_be_bytes()));
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-                while !self.out.is_empty() && tokio::time::Instant::now() < deadline {
-                    if self.flush().is_err() {
-                        break;
-                    }
-                    if self.out.is_empty() {
-                        break;
-                    }
-                    let _ = tokio::time::timeout_at(deadline, self.stream.writable()).await;
-                }
-            }
-            Stop::Transport(reason) => {
-                if self.active {
-                    self.engine.close(&self.conn, reason);
-                } else {
-                    self.conn.abort_upgrade();
-                }
-            }
-            Stop::ProbeEnded => self.conn.abort_upgrade(),
-        }
-    }
-
-    fn read_available(&mut self) {
-        loop {
-            let result = READ_BUF.with(|buf| {
-                let mut buf = buf.borrow_mut();
-                match self.stream.try_read(&mut buf[..]) {
-                    Ok(0) => Ok(0),
-                    Ok(n) => {
-                        self.ingest(&mut buf[..n]);
-                        Ok(n)
-                    }
-                    Err(e) => Err(e),
-                }
-            });
-            match result {
-                Ok(0) => {
-                    self.stop.get_or_insert(Stop::Transport(CloseReason::TransportClose));
-                    return;
-                }
-                Ok(n) if n < READ_CHUNK => return,
-                Ok(_) => {
-                    if self.stop.is_some() {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    self.stop.get_or_insert(Stop::Transport(CloseReason::TransportError));
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Feed received bytes; complete frames are handled, a partial one is kept.
-    fn ingest(&mut self, data: &mut [u8]) {
-        if self.pending_in.is_empty() {
-            let used = self.parse_frames(data);
-            if used < data.len() && self.stop.is_none() {
-                self.pending_in.extend_from_slice(&data[used..]);
-            }
-        } else {
-            let mut buf = std::mem::take(&mut self.pending_in);
-            buf.extend_from_slice(data);
-            let used = self.parse_frames(&mut buf);
-            buf.drain(..used);
-            if !buf.is_empty() && self.stop.is_none() {
-                self.pending_in = buf;
-            }
-        }
-    }
-
-    fn fail(&mut self, reason: CloseReason, what: &str) {
-        tracing::debug!(sid = %self.conn.sid, what, "websocket protocol error");
-        self.engine.metrics.bad_input.with_label_values(&["websocket"]).inc();
-        self.stop.get_or_insert(Stop::Transport(reason));
-    }
-
-    /// Parse and handle every complete frame in `buf`; returns the bytes consumed.
-    fn parse_frames(&mut self, buf: &mut [u8]) -> usize {
-        let max = self.engine.settings.engine.max_payload as u64;
-        let mut pos = 0;
-        while self.stop.is_none() {
-            let head = match ws_frame::parse(&buf[pos..], max) {
-                Ok(Some(h)) => h,
-                Ok(None) => break,
-                Err(e) => {
-                    let reason = if e == FrameError::TooLarge {
-                        self.engine.metrics.bad_input.with_label_values(&["payload_too_large"]).inc();
-                        CloseReason::ParseError
-                    } else {
-                        CloseReason::TransportError
-                    };
-                    self.fail(reason, &e.to_string());
-                    break;
-                }
-            };
-            let end = pos + head.header_len + head.payload_len;
-            if buf.len() < end {
-                break;
-            }
-            let payload = &mut buf[pos + head.header_len..end];
-            ws_frame::unmask(payload, head.mask);
-            self.on_frame(head.fin, head.opcode, payload, max);
-            pos = end;
-        }
-        pos
-    }
-
-    fn on_frame(&mut self, fin: bool, opcode: u8, payload: &[u8], max: u64) {
-        match opcode {
-            0x1 | 0x2 => {
-                if self.fragments.is_some() {
-                    return self.fail(CloseReason::TransportError, "new message inside a fragmented one");
-                }
-                if fin {
-                    self.on_message(opcode, payload);
-                } else {
-                    self.fragments = Some((opcode, payload.to_vec()));
-                }
-            }
-            0x0 => {
-                let Some((op, mut data)) = self.fragments.take() else {
-                    return self.fail(CloseReason::TransportError, "continuation without a message");
-                };
-                if data.len() as u64 + payload.len() as u64 > max {
-                    self.engine.metrics.bad_input.with_label_values(&["payload_too_large"]).inc();
-                    return self.fail(CloseReason::ParseError, "message larger than maxPayload");
-                }
-                data.extend_from_slice(payload);
-                if fin {
-                    self.on_message(op, &data);
-                } else {
-                    self.fragments = Some((op, data));
-                }
-            }
-            0x8 => {
-                // Echo the close and end; the session ends with the transport.
-                self.out.push_back(control(0x8, payload.get(..2).unwrap_or(&[])));
-                let _ = self.flush();
-                self.stop.get_or_insert(Stop::Transport(CloseReason::TransportClose));
-            }
-            0x9 => self.out.push_back(control(0xA, payload)),
-            0xA => {}
-            _ => self.fail(CloseReason::TransportError, "unknown opcode"),
-        }
-    }
-
-    fn on_message(&mut self, opcode: u8, payload: &[u8]) {
-        if opcode == 0x2 {
-            if self.active {
-                self.engine.on_packet(&self.conn, engine::Packet::Binary(payload.into()));
-            }
-            return;
-        }
-        let Ok(text) = std::str::from_utf8(payload) else {
-            return self.fail(CloseReason::ParseError, "invalid UTF-8 in a text frame");
-        };
-        let packet = match engine::decode_text(text) {
-            Ok(p) => p,
-            Err(_) => return self.fail(CloseReason::ParseError, "invalid Engine.IO packet"),
-        };
-        if self.active {
-            return self.engine.on_packet(&self.conn, packet);
-        }
-        match packet {
-            engine::Packet::Ping("probe") => {
-                if self.conn.begin_upgrade() {
-                    self.out.push_back(Frame::text(b"3probe").wire().clone());
-                } else {
-                    self.stop = Some(Stop::ProbeEnded);
-                }
-            }
-            engine::Packet::Upgrade if self.conn.is_upgrading() => {
-                self.conn.finish_upgrade();
-                self.engine.count_upgrade();
-                self.active = true;
-            }
-            _ => self.fail(CloseReason::ParseError, "unexpected packet during upgrade"),
-        }
-    }
-
-    /// Write as much of `out` as the socket takes now, in as few syscalls as possible.
-    fn flush(&mut self) -> io::Result<()> {
-        while !self.out.is_empty() {
+    /// Write as much as the socket takes now, in as few syscalls as possible; returns the
+    /// bytes written.
+    fn flush(&mut self, stream: &TcpStream) -> io::Result<usize> {
+        let mut total = 0;
+        while !self.frames.is_empty() {
             let mut slices: [IoSlice<'_>; MAX_IOV] = std::array::from_fn(|_| IoSlice::new(&[]));
             let mut n = 0;
-            for (i, b) in self.out.iter().take(MAX_IOV).enumerate() {
+            for (i, b) in self.frames.iter().take(MAX_IOV).enumerate() {
                 slices[i] = IoSlice::new(if i == 0 { &b[self.written_of_front..] } else { &b[..] });
                 n += 1;
             }
-            match self.stream.try_write_vectored(&slices[..n]) {
+            match stream.try_write_vectored(&slices[..n]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(mut written) => {
-                    self.engine.metrics.bytes_out.inc_by(written as u64);
+                    total += written;
+                    self.bytes -= written;
                     while written > 0 {
-                        let front_left = self.out[0].len() - self.written_of_front;
+                        let front_left = self.frames[0].len() - self.written_of_front;
                         if written >= front_left {
                             written -= front_left;
-                            self.out.pop_front();
+                            self.frames.pop_front();
                             self.written_of_front = 0;
                         } else {
                             self.written_of_front += written;
@@ -402,23 +219,190 @@ impl WsConn {
                         }
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
         }
         // Release the queue's storage once it is empty, so idle connections hold none.
-        if self.out.capacity() > 16 {
-            self.out = VecDeque::new();
+        if self.frames.is_empty() && self.frames.capacity() > 0 {
+            self.frames = VecDeque::new();
         }
-        Ok(())
+        Ok(total)
     }
 }
 
 /// A server control frame (unmasked) with a payload of at most 125 bytes.
-fn control(opcode: u8, payload: &[u8]) -> Bytes {
+pub(super) fn control(opcode: OpCode, payload: &[u8]) -> Bytes {
+    let payload = &payload[..payload.len().min(125)];
     let mut v = Vec::with_capacity(2 + payload.len());
-    v.push(0x80 | opcode);
-    v.push(payload.len().min(125) as u8);
-    v.extend_from_slice(&payload[..payload.len().min(125)]);
+    v.push(0x80 | opcode.bits());
+    v.push(payload.len() as u8);
+    v.extend_from_slice(payload);
     Bytes::from(v)
+}
+
+/// A Close frame with `code` (none: an empty payload).
+pub(super) fn close_frame(code: Option<u16>) -> Bytes {
+    match code {
+        Some(c) => control(OpCode::Close, &c.to_be_bytes()),
+        None => control(OpCode::Close, &[]),
+    }
+}
+
+struct Connection<E> {
+    stream: TcpStream,
+    reader: Reader,
+    out: WriteQueue,
+    endpoint: E,
+}
+
+enum Read {
+    Got(usize),
+    WouldBlock,
+    Eof,
+    Error,
+    End(End),
+}
+
+impl<E: Endpoint> Connection<E> {
+    async fn run(mut self, mut leftover: Vec<u8>) {
+        let end = match self.ingest(&mut leftover) {
+            Some(end) => end,
+            None => {
+                drop(leftover);
+                self.serve().await
+            }
+        };
+        if let End::Failed(e) = &end {
+            tracing::debug!(error = %e, "websocket protocol error");
+        }
+        self.endpoint.on_end(&end, &mut self.out);
+        let close = match &end {
+            End::Close(code) => Some(*code),
+            End::PeerClosed(code) => Some(*code),
+            End::Failed(e) => Some(Some(e.close_code())),
+            End::Eof | End::IoError => None,
+        };
+        if let Some(code) = close {
+            self.out.push(close_frame(code));
+            self.close_gracefully().await;
+        }
+    }
+
+    async fn serve(&mut self) -> End {
+        loop {
+            match self.out.flush(&self.stream) {
+                Ok(n) if n > 0 => self.endpoint.wrote(n),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "websocket write failed");
+                    return End::IoError;
+                }
+            }
+            let wants_write = !self.out.is_empty();
+            let may_read = self.out.bytes < READ_PAUSE;
+            let deadline = self.endpoint.deadline();
+            tokio::select! {
+                r = self.stream.readable(), if may_read => {
+                    if r.is_err() {
+                        return End::IoError;
+                    }
+                    if let Some(end) = self.read_available() {
+                        return end;
+                    }
+                }
+                sent = poll_fn(|cx| self.endpoint.poll_send(cx, &mut self.out)) => {
+                    if let Err(end) = sent {
+                        return end;
+                    }
+                }
+                r = self.stream.writable(), if wants_write => {
+                    if r.is_err() {
+                        return End::IoError;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    return self.endpoint.on_deadline();
+                }
+            }
+        }
+    }
+
+    /// Read until the socket has nothing more (or the write queue is full).
+    fn read_available(&mut self) -> Option<End> {
+        loop {
+            let step = READ_BUF.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                match self.stream.try_read(&mut buf[..]) {
+                    Ok(0) => Read::Eof,
+                    Ok(n) => match self.ingest(&mut buf[..n]) {
+                        Some(end) => Read::End(end),
+                        None => Read::Got(n),
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Read::WouldBlock,
+                    Err(_) => Read::Error,
+                }
+            });
+            match step {
+                Read::Got(n) if n == READ_CHUNK && self.out.bytes < READ_PAUSE => continue,
+                Read::Got(_) | Read::WouldBlock => return None,
+                Read::Eof => return Some(End::Eof),
+                Read::Error => return Some(End::IoError),
+                Read::End(end) => return Some(end),
+            }
+        }
+    }
+
+    /// Hand received bytes to the reader and its events to the endpoint.
+    fn ingest(&mut self, data: &mut [u8]) -> Option<End> {
+        for item in self.reader.feed(data) {
+            let handled = match item {
+                Err(e) => return Some(End::Failed(e)),
+                Ok(Event::Text(text)) => self.endpoint.on_text(&text, &mut self.out),
+                Ok(Event::Binary(data)) => self.endpoint.on_binary(data, &mut self.out),
+                Ok(Event::Ping(payload)) => {
+                    self.out.push(control(OpCode::Pong, &payload));
+                    Ok(())
+                }
+                Ok(Event::Pong(_)) => Ok(()),
+                Ok(Event::Close(close)) => return Some(End::PeerClosed(close.map(|c| c.code))),
+            };
+            if let Err(end) = handled {
+                return Some(end);
+            }
+        }
+        None
+    }
+
+    /// Send what is queued (ending with the close frame), half-close, and give the client a
+    /// moment to close its side.
+    async fn close_gracefully(&mut self) {
+        let deadline = Instant::now() + CLOSE_FLUSH;
+        while !self.out.is_empty() {
+            match self.out.flush(&self.stream) {
+                Ok(n) => self.endpoint.wrote(n),
+                Err(_) => return,
+            }
+            if self.out.is_empty() {
+                break;
+            }
+            if !matches!(tokio::time::timeout_at(deadline, self.stream.writable()).await, Ok(Ok(()))) {
+                return;
+            }
+        }
+        let _ = self.stream.shutdown().await;
+        let linger = deadline.min(Instant::now() + LINGER);
+        loop {
+            if !matches!(tokio::time::timeout_at(linger, self.stream.readable()).await, Ok(Ok(()))) {
+                return;
+            }
+            let r = READ_BUF.with(|buf| self.stream.try_read(&mut buf.borrow_mut()[..]));
+            match r {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
 }
