@@ -358,3 +358,61 @@ pub async fn watch(cluster: Arc<Cluster>, handle: Arc<ChitchatHandle>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chitchat::{ChitchatMessage, ProtocolVersion};
+
+    fn transport(secret: &[u8]) -> (SealedTransport, Arc<ClusterMetrics>) {
+        let metrics = Arc::new(ClusterMetrics::register(&prometheus::Registry::new()));
+        let keys = Arc::new(ClusterKeys::derive(Some(secret), "test"));
+        (SealedTransport { keys, metrics: metrics.clone() }, metrics)
+    }
+
+    fn envelope() -> ChitchatEnvelope {
+        ChitchatEnvelope { version: ProtocolVersion::V0, message: ChitchatMessage::BadCluster }
+    }
+
+    const SECRET: &[u8] = b"gossip-transport-secret-thirty-two-b";
+    const LOCAL: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+    #[tokio::test]
+    async fn only_sealed_datagrams_from_the_same_cluster_reach_chitchat() {
+        let (t, metrics) = transport(SECRET);
+        let mut b = t.open(LOCAL).await.unwrap();
+        let b_addr = b.local_addr().unwrap();
+        let dropped = |reason: &str| metrics.gossip_dropped.with_label_values(&[reason]).get();
+
+        // A peer of the same cluster: delivered, with the peer's public address as sender.
+        let mut a = transport(SECRET).0.open(LOCAL).await.unwrap();
+        let sent = a.send(b_addr, envelope()).await.unwrap();
+        let got = b.recv().await.unwrap();
+        assert_eq!(got.envelope, envelope());
+        assert_eq!(got.from_addr, a.local_addr().unwrap());
+        assert_eq!(got.num_bytes_received, sent.num_bytes_sent);
+
+        // A rogue with another secret, plain chitchat bytes, and a replay of a captured datagram:
+        // none reaches chitchat.
+        let mut rogue = transport(b"rogue-gossip-secret-of-thirty-two-b!").0.open(LOCAL).await.unwrap();
+        rogue.send(b_addr, envelope()).await.unwrap();
+        let mut plain = chitchat::transport::UdpSocket::open(LOCAL).await.unwrap();
+        plain.send(b_addr, envelope()).await.unwrap();
+        let spy = tokio::net::UdpSocket::bind(LOCAL).await.unwrap();
+        let capture = transport(SECRET).0;
+        let mut sender = capture.open(LOCAL).await.unwrap();
+        sender.send(spy.local_addr().unwrap(), envelope()).await.unwrap();
+        let mut datagram = vec![0u8; 2048];
+        let (n, _) = spy.recv_from(&mut datagram).await.unwrap();
+        spy.send_to(&datagram[..n], b_addr).await.unwrap(); // the first copy is accepted ...
+        spy.send_to(&datagram[..n], b_addr).await.unwrap(); // ... the replay is not
+
+        let first = tokio::time::timeout(Duration::from_secs(5), b.recv()).await.unwrap().unwrap();
+        assert_eq!(first.from_addr, spy.local_addr().unwrap(), "the captured datagram, once");
+        let none = tokio::time::timeout(Duration::from_millis(500), b.recv()).await;
+        assert!(none.is_err(), "nothing else reached chitchat: {none:?}");
+        assert_eq!(dropped("auth"), 1, "the rogue");
+        assert_eq!(dropped("malformed"), 1, "plain chitchat");
+        assert_eq!(dropped("replay"), 1, "the replay");
+    }
+}
