@@ -167,9 +167,7 @@ struct SealedSocket {
 }
 
 fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl SealedSocket {
@@ -253,10 +251,14 @@ impl Socket for SealedSocket {
             }
             let (n, from) = match self.public.recv_from(&mut self.buf).await {
                 Ok(x) => x,
-                Err(e) if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionRefused
-                ) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionRefused
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) => return Err(anyhow::anyhow!("fatal gossip recv error: {e}")),
             };
             if n > seal::MAX_DATAGRAM {

@@ -441,10 +441,15 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let server =
-            tokio::spawn(serve(listener, id("b"), keys(), metrics.clone(), move |from: &NodeId, body: Bytes| {
+        let server = tokio::spawn(serve(
+            listener,
+            id("b"),
+            keys(),
+            metrics.clone(),
+            move |from: &NodeId, body: Bytes| {
                 let _ = tx.send((from.clone(), codec::decode(&body).unwrap()));
-            }));
+            },
+        ));
         let link = Link::open(id("a"), keys(), id("b"), addr, 16, metrics.clone());
         for i in 0..10 {
             assert_eq!(link.send(codec::encode(&Msg::AckCount { id: i, sockets: vec![] })), Queued::Yes);

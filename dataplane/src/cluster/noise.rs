@@ -294,7 +294,10 @@ mod tests {
         let good = keys(SECRET, "c");
         for other in [keys(b"another-secret-of-thirty-two-bytes!!", "c"), keys(SECRET, "d")] {
             let (_, m1) = Initiator::start(&other, b"rogue").unwrap();
-            assert!(matches!(respond(&good, &m1, b"n1"), Err(NoiseError::Auth)), "acceptor refuses message 1");
+            assert!(
+                matches!(respond(&good, &m1, b"n1"), Err(NoiseError::Auth)),
+                "acceptor refuses message 1"
+            );
             // The other way round: a good acceptor answering a rogue dialer is refused too.
             let (init, m1) = Initiator::start(&good, b"n1").unwrap();
             let r = respond(&good, &m1, b"n2").unwrap();

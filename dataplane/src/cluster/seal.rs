@@ -213,14 +213,18 @@ impl Opener {
             // stale anyway. Then, if still full, the longest silent one.
             self.senders.retain(|_, s| now_ms.saturating_sub(s.last_seen_ms) <= 2 * MAX_SKEW_MS);
             if self.senders.len() >= MAX_SENDERS {
-                if let Some(oldest) = self.senders.iter().min_by_key(|(_, s)| s.last_seen_ms).map(|(k, _)| *k) {
+                if let Some(oldest) = self.senders.iter().min_by_key(|(_, s)| s.last_seen_ms).map(|(k, _)| *k)
+                {
                     self.senders.remove(&oldest);
                 }
             }
         }
-        self.senders
-            .entry(sender)
-            .or_insert(SenderState { top: 0, window: 0, last_seen_ms: now_ms, half: None })
+        self.senders.entry(sender).or_insert(SenderState {
+            top: 0,
+            window: 0,
+            last_seen_ms: now_ms,
+            half: None,
+        })
     }
 }
 
@@ -292,7 +296,10 @@ mod tests {
             assert_eq!(o.open(&bad, NOW), Err(Dropped::Auth), "byte {at}");
         }
         // Plain chitchat bytes, a short or a foreign datagram.
-        assert_eq!(o.open(b"\x00\x00\x00junk-datagram-that-is-long-enough-to-try", NOW), Err(Dropped::Malformed));
+        assert_eq!(
+            o.open(b"\x00\x00\x00junk-datagram-that-is-long-enough-to-try", NOW),
+            Err(Dropped::Malformed)
+        );
         assert_eq!(o.open(&d[..20], NOW), Err(Dropped::Malformed));
         assert_eq!(o.open(&d, NOW).unwrap().as_deref(), Some(&b"state"[..]), "the original still opens");
     }
@@ -316,7 +323,10 @@ mod tests {
         let mut fresh = Opener::new(&k);
         assert_eq!(fresh.open(&sealed[0], NOW + MAX_SKEW_MS + 1), Err(Dropped::Stale));
         assert_eq!(fresh.open(&s.seal(b"x", NOW - MAX_SKEW_MS - 1).unwrap()[0], NOW), Err(Dropped::Stale));
-        assert!(fresh.open(&s.seal(b"x", NOW - 1000).unwrap()[0], NOW).unwrap().is_some(), "1 s of skew is fine");
+        assert!(
+            fresh.open(&s.seal(b"x", NOW - 1000).unwrap()[0], NOW).unwrap().is_some(),
+            "1 s of skew is fine"
+        );
     }
 
     #[test]

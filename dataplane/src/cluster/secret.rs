@@ -127,11 +127,13 @@ mod tests {
         std::fs::write(&file, format!("{secret}\n")).unwrap();
         let config = ClusterConfig { secret_file: Some(file.display().to_string()), ..Default::default() };
         let from_file = ClusterKeys::load(&config, "c").unwrap();
-        let inline = ClusterKeys::load(&ClusterConfig { secret: Some(secret), ..Default::default() }, "c").unwrap();
+        let inline =
+            ClusterKeys::load(&ClusterConfig { secret: Some(secret), ..Default::default() }, "c").unwrap();
         assert_eq!(from_file.mesh_psk, inline.mesh_psk, "the trailing newline is not part of the secret");
         std::fs::write(&file, "short\n").unwrap();
         assert!(matches!(ClusterKeys::load(&config, "c"), Err(SecretError::TooShort { len: 5, .. })));
-        let missing = ClusterConfig { secret_file: Some(dir.join("nope").display().to_string()), ..Default::default() };
+        let missing =
+            ClusterConfig { secret_file: Some(dir.join("nope").display().to_string()), ..Default::default() };
         assert!(matches!(ClusterKeys::load(&missing, "c"), Err(SecretError::Read { .. })));
         assert!(!ClusterKeys::load(&ClusterConfig::default(), "c").unwrap().authenticated);
     }
