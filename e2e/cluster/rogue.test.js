@@ -103,11 +103,11 @@ test('a raw TCP client playing a foreign or an old mesh peer is refused and coun
   const authBefore = await metric(node, 'mesh_handshakes_refused_total{reason="auth"}');
   const versionBefore = await metric(node, 'mesh_handshakes_refused_total{reason="version"}');
   // The current preamble, then a forged Noise message: it does not decrypt without the secret.
-  const forged = Buffer.concat([Buffer.from('SIOHMESH'), Buffer.from([0, 2, 0, 48]), crypto.randomBytes(48)]);
+  const forged = Buffer.concat([Buffer.from('SIOHMESH'), Buffer.from([0, 3, 0, 48]), crypto.randomBytes(48)]);
   await send(forged);
-  // A version-1 node's plaintext handshake.
+  // A plaintext (version 2) node's handshake.
   const name = Buffer.from('old');
-  const old = Buffer.concat([Buffer.from('SIOHMESH'), Buffer.from([0, 1, 0, 0, 0, name.length]), name, Buffer.alloc(8)]);
+  const old = Buffer.concat([Buffer.from('SIOHMESH'), Buffer.from([0, 2, 0, 0, 0, name.length]), name, Buffer.alloc(8)]);
   await send(old);
   await h.until(async () => (await metric(node, 'mesh_handshakes_refused_total{reason="auth"}')) === authBefore + 1,
     'the forged handshake to be counted');

@@ -565,10 +565,10 @@ mod tests {
         tokio::spawn(serve(listener, id("b"), keys(), m.clone(), |_: &NodeId, _| {
             panic!("no frame may arrive");
         }));
-        // A version-1 node: the plaintext handshake and a plaintext frame right after it.
+        // A plaintext (version 2) node: its handshake and a plaintext frame right after it.
         let mut s = TcpStream::connect(addr).await.unwrap();
         let mut old = codec::handshake(&id("old"));
-        old[8..10].copy_from_slice(&1u16.to_be_bytes());
+        old[8..10].copy_from_slice(&2u16.to_be_bytes());
         old.extend_from_slice(&codec::encode(&Msg::AckCount { id: 1, sockets: vec![] }));
         s.write_all(&old).await.unwrap();
         eventually("the old version to be refused", || refused(&m, "version") == 1).await;

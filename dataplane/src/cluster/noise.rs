@@ -24,8 +24,11 @@ use snow::{HandshakeState, TransportState};
 use super::codec::{self, DecodeError};
 use super::secret::ClusterKeys;
 
-/// The Noise protocol of the mesh.
-pub const PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
+/// The Noise protocol of the mesh. AES-256-GCM through `ring` (snow's `ring-accelerated`
+/// resolver), not ChaChaPoly: with AES-NI it seals ~2.7 GB/s per core here against ~0.4 GB/s for
+/// the RustCrypto ChaCha20-Poly1305 and ~0.8 GB/s for ring's, and the mesh carries every
+/// broadcast. Nonces are Noise's counters, so GCM's nonce-size caveat does not apply.
+pub const PATTERN: &str = "Noise_NNpsk0_25519_AESGCM_BLAKE2s";
 /// Largest Noise message (handshake or record), excluding its length prefix.
 pub const MAX_MESSAGE: usize = 65535;
 /// Authentication tag per record.
