@@ -74,7 +74,7 @@ async function viaCluster() {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdk-bench-'));
     const conf = path.join(dir, 'hub.toml');
     fs.writeFileSync(conf, `demo_page = false\n[upstream]\nmode = "link"\n[auth]\naccess_keys = ["${KEY}"]\n[log]\nlevel = "warn"\n`
-      + `[cluster]\nnode_name = "b${i + 1}"\nseeds = [${seeds}]\ngossip_listen = "${h}:${gossip[i]}"\nmesh_listen = "${h}:0"\n`);
+      + `[cluster]\nsecret = "bench-cluster-secret-0123456789abcdefghij"\nnode_name = "b${i + 1}"\nseeds = [${seeds}]\ngossip_listen = "${h}:${gossip[i]}"\nmesh_listen = "${h}:0"\n`);
     nodes.push(await spawnUntil(HUB_BIN, ['--config', conf, '--listen', `${h}:0`, '--admin-listen', `${h}:0`], {}, /socketio-hub ready clients=(\S+) admin=(\S+)/));
   }
   const app = await spawnUntil(process.execPath, [APP], { APP_NAME: 'linked', SOCKETIO_HUB_CONNECTION_STRING: `Endpoint=http://${nodes[0].m[1]};AccessKey=${KEY};` }, /server link up/);

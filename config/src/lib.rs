@@ -283,7 +283,18 @@ pub struct ClusterConfig {
     pub mesh_queue_frames: Option<usize>,
     /// Deadline of a remote operation (fetch sockets, acks, join/leave) in ms. Default 5000.
     pub request_timeout_ms: Option<u64>,
+    /// The cluster secret: every node of a cluster must hold the same one, or its mesh links and
+    /// gossip are refused. At least `MIN_CLUSTER_SECRET_LEN` characters (`openssl rand -hex 32`).
+    /// Prefer `secret_file` or the `SOCKETIO_HUB_CLUSTER_SECRET` env var over writing it here.
+    /// Default: none — the cluster is unauthenticated (a warning is logged and `/cluster` says so).
+    pub secret: Option<String>,
+    /// File holding the cluster secret (a mounted Secret), read once at start; surrounding
+    /// whitespace is ignored. Exclusive with `secret`. Default: none.
+    pub secret_file: Option<String>,
 }
+
+/// Shortest cluster secret accepted, in bytes (after trimming surrounding whitespace).
+pub const MIN_CLUSTER_SECRET_LEN: usize = 32;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

@@ -49,3 +49,23 @@ fn patterns() {
     assert!(pattern_matches("/chat", "/chat"));
     assert!(!pattern_matches("/chat", "/chat2"));
 }
+
+#[test]
+fn the_cluster_secret_has_a_minimum_length_and_one_source() {
+    let mut c = HubConfig::default();
+    c.cluster.secret = Some("short".into());
+    let ConfigError::Invalid(problems) = c.validate().unwrap_err() else { panic!("expected Invalid") };
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].field, "cluster.secret");
+    assert!(problems[0].message.contains("32"), "{}", problems[0]);
+    // Whitespace around the secret does not count towards its length.
+    c.cluster.secret = Some(format!("  {}  ", "x".repeat(31)));
+    assert!(c.validate().is_err());
+    c.cluster.secret = Some("x".repeat(32));
+    c.validate().unwrap();
+    c.cluster.secret_file = Some("/run/secret".into());
+    let ConfigError::Invalid(problems) = c.validate().unwrap_err() else { panic!("expected Invalid") };
+    assert!(problems[0].message.contains("not both"), "{}", problems[0]);
+    c.cluster.secret = None;
+    c.validate().unwrap();
+}

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::{HubConfig, Transport, UpstreamMode};
+use crate::{HubConfig, Transport, UpstreamMode, MIN_CLUSTER_SECRET_LEN};
 
 /// One thing wrong with a configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +147,22 @@ impl HubConfig {
             .any(|s| s.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()))
         {
             bad("cluster.seeds", "each seed is host:port (the gossip address of a node)".into());
+        }
+        if c.secret.is_some() && c.secret_file.is_some() {
+            bad("cluster.secret", "set either secret or secret_file, not both".into());
+        }
+        if let Some(secret) = &c.secret {
+            if secret.trim().len() < MIN_CLUSTER_SECRET_LEN {
+                bad(
+                    "cluster.secret",
+                    format!(
+                        "needs at least {MIN_CLUSTER_SECRET_LEN} characters (generate one with `openssl rand -hex 32`)"
+                    ),
+                );
+            }
+        }
+        if c.secret_file.as_deref().is_some_and(|f| f.trim().is_empty()) {
+            bad("cluster.secret_file", "is an empty path".into());
         }
         if problems.is_empty() {
             Ok(())

@@ -90,6 +90,13 @@ pub struct Cli {
     /// TCP mesh address (node-to-node links; port 0 picks one). [default: 0.0.0.0:7947]
     #[arg(long, env = "SOCKETIO_HUB_MESH_LISTEN")]
     pub mesh_listen: Option<SocketAddr>,
+    /// File holding the cluster secret, shared by every node (at least 32 bytes; `openssl rand
+    /// -hex 32`). Nodes with another secret are refused. [default: none — unauthenticated]
+    #[arg(long, env = "SOCKETIO_HUB_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<String>,
+    /// The cluster secret itself. Prefer the env var or --cluster-secret-file. [default: none]
+    #[arg(long, env = "SOCKETIO_HUB_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
     /// Address other nodes use to reach this one. [default: the listen address, else $POD_IP]
     #[arg(long, env = "SOCKETIO_HUB_ADVERTISE_HOST")]
     pub advertise_host: Option<String>,
@@ -228,6 +235,14 @@ impl Cli {
         if self.advertise_host.is_some() {
             c.cluster.advertise_host = self.advertise_host;
         }
+        // A secret given here replaces the file's, whichever form either takes.
+        if let Some(secret) = self.cluster_secret {
+            c.cluster.secret = Some(secret);
+            c.cluster.secret_file = None;
+        } else if let Some(file) = self.cluster_secret_file {
+            c.cluster.secret_file = Some(file);
+            c.cluster.secret = None;
+        }
         set!(c.log.format, self.log_format);
         set!(c.log.level, self.log);
         if self.workers.is_some() {
@@ -261,5 +276,26 @@ mod tests {
         let bad = Cli::try_parse_from(["socketio-hub", "--path", "nope"]).unwrap();
         assert!(bad.into_config().unwrap_err().to_string().contains("path"));
         assert!(Cli::try_parse_from(["socketio-hub", "--upstream", "redis"]).is_err());
+    }
+
+    #[test]
+    fn the_cluster_secret_flags_replace_the_file_setting() {
+        let dir = std::env::temp_dir().join(format!("sioh-cli-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hub.toml");
+        std::fs::write(&file, format!("[cluster]\nsecret = \"{}\"\n", "f".repeat(32))).unwrap();
+        let cli = Cli::try_parse_from([
+            "socketio-hub",
+            "--config",
+            file.to_str().unwrap(),
+            "--cluster-secret-file",
+            "/run/secrets/cluster",
+        ])
+        .unwrap();
+        let c = cli.into_config().unwrap();
+        assert_eq!(c.cluster.secret_file.as_deref(), Some("/run/secrets/cluster"));
+        assert_eq!(c.cluster.secret, None);
+        let short = Cli::try_parse_from(["socketio-hub", "--cluster-secret", "too-short"]).unwrap();
+        assert!(short.into_config().unwrap_err().to_string().contains("cluster.secret"));
     }
 }

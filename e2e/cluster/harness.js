@@ -3,11 +3,30 @@
 // mesh use ports picked free at start (gossip must be known in advance: it is the seed list),
 // clients on port 0. Also a tiny round-robin TCP proxy, so consecutive requests of one client
 // land on different nodes (what a load balancer without session affinity does).
+// Every cluster runs authenticated: the nodes read CLUSTER_SECRET from a file (`secret_file`),
+// as pods read it from their mounted Secret.
 
 const dgram = require('node:dgram');
+const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
 const { startHub } = require('../harness/hub');
+
+/** The secret every test cluster shares (32+ bytes, as the hub requires). */
+const CLUSTER_SECRET = 'e2e-cluster-secret-0123456789abcdefghijklmnop';
+
+/** A file holding `secret` followed by a newline (as `echo` or a mounted Secret writes it). */
+function secretFile(secret) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sioh-e2e-secret-'));
+  const file = path.join(dir, 'cluster-secret');
+  fs.writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return file;
+}
+
+let sharedSecretFile;
 
 /** A UDP and TCP port free on `host` right now (bound and released). */
 async function freePort(host) {
@@ -28,8 +47,10 @@ async function freePort(host) {
 
 function nodeConfig(spec, seeds, extra) {
   const { cluster = {}, ...rest } = extra;
+  sharedSecretFile = sharedSecretFile || secretFile(CLUSTER_SECRET);
   return {
     cluster: {
+      secret_file: sharedSecretFile,
       node_name: spec.name,
       seeds,
       gossip_listen: `${spec.host}:${spec.gossip}`,
@@ -41,6 +62,11 @@ function nodeConfig(spec, seeds, extra) {
     permissions: [{ namespace: '/', join: ['*'], emit: ['*'] }],
     ...rest,
   };
+}
+
+/** Start one node of `spec` ({ name, host, gossip }) with `seeds`; `extra` as for startCluster. */
+function startNode(spec, seeds, extra = {}) {
+  return startHub(nodeConfig(spec, seeds, extra), { listen: `${spec.host}:0` });
 }
 
 /** Start `n` nodes (127.0.0.1..n) that form one cluster; resolves once all see each other. */
@@ -183,5 +209,6 @@ async function stopCluster(cluster) {
 }
 
 module.exports = {
-  startCluster, restartNode, stopCluster, view, until, waitPeers, waitRoom, waitRoomGone, roundRobinProxy, sleep, freePort,
+  CLUSTER_SECRET, secretFile, freePort, startNode,
+  startCluster, restartNode, stopCluster, view, until, waitPeers, waitRoom, waitRoomGone, roundRobinProxy, sleep,
 };

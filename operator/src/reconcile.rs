@@ -1,7 +1,7 @@
 //! The controller: turns a `SocketIOHub` into running objects and reports what happened.
 //!
-//! One reconcile is: `render(hub)`; make sure the access-key Secret exists (create it with fresh
-//! keys when absent, never touch an existing one); server-side apply every rendered object with
+//! One reconcile is: `render(hub)`; make sure the access-key Secret and the cluster Secret exist
+//! (create each with fresh keys when absent, never touch an existing one); server-side apply every rendered object with
 //! one field manager (`force`, so hand edits of fields we own are reverted: drift repair); read
 //! the StatefulSet back; derive the conditions; write status only if it changed; publish an
 //! Event for each condition that changed status or reason.
@@ -174,7 +174,26 @@ async fn reconcile_hub(hub: &SocketIOHub, ctx: &Context) -> Result<Reconciled, E
     };
 
     let applied = async {
-        if let Err(msg) = ensure_secret(hub, ctx, &ns, &rendered.secret_name).await? {
+        let access = Wanted {
+            name: &rendered.secret_name,
+            what: "access keys",
+            reason: "SecretGenerated",
+            check: render::check_secret,
+        };
+        if let Err(msg) =
+            ensure_secret(hub, ctx, &ns, access, || render::render_secret(hub, &AccessKeyPair::generate()))
+                .await?
+        {
+            return Ok(Err(msg));
+        }
+        let cluster = Wanted {
+            name: &rendered.cluster_secret_name,
+            what: "the cluster secret",
+            reason: "ClusterSecretGenerated",
+            check: render::check_cluster_secret,
+        };
+        let fresh = || render::render_cluster_secret(hub, &render::ClusterSecret::generate());
+        if let Err(msg) = ensure_secret(hub, ctx, &ns, cluster, fresh).await? {
             return Ok(Err(msg));
         }
         apply_all(hub, ctx, &ns, &rendered).await.map(Ok)
@@ -205,7 +224,6 @@ async fn reconcile_hub(hub: &SocketIOHub, ctx: &Context) -> Result<Reconciled, E
     }
 }
 
-/// Create the access-key Secret if absent; check it if present. `Ok(Err(msg))`: unusable Secret.
 /// Whether the API server refused a write because the namespace is being deleted.
 fn namespace_terminating(e: &Error) -> bool {
     match e {
@@ -219,18 +237,33 @@ fn namespace_terminating(e: &Error) -> bool {
     }
 }
 
+/// A Secret the hub needs.
+struct Wanted<'a> {
+    name: &'a str,
+    /// Its content, for the Event.
+    what: &'static str,
+    /// The Event's reason when it is generated.
+    reason: &'static str,
+    /// Whether an existing one is usable.
+    check: fn(&Secret) -> Result<(), RenderError>,
+}
+
+/// Create the Secret from `fresh()` if absent; check it if present. `Ok(Err(msg))`: an unusable
+/// Secret.
 async fn ensure_secret(
     hub: &SocketIOHub,
     ctx: &Context,
     ns: &str,
-    name: &str,
+    wanted: Wanted<'_>,
+    fresh: impl FnOnce() -> Result<Secret, RenderError>,
 ) -> Result<Result<(), String>, Error> {
+    let Wanted { name, what, reason, check } = wanted;
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let existing = api.get_opt(name).await.map_err(kube_err(format!("reading Secret {name}")))?;
     let secret = match existing {
         Some(s) => s,
         None => {
-            let fresh = render::render_secret(hub, &AccessKeyPair::generate())?;
+            let fresh = fresh()?;
             // `create`, never apply: if someone created the Secret meanwhile, theirs wins (409).
             match api
                 .create(
@@ -244,8 +277,8 @@ async fn ensure_secret(
                         ctx,
                         hub,
                         EventType::Normal,
-                        "SecretGenerated",
-                        format!("generated access keys in Secret {name}"),
+                        reason,
+                        format!("generated {what} in Secret {name}"),
                     )
                     .await;
                     created
@@ -257,7 +290,7 @@ async fn ensure_secret(
             }
         }
     };
-    Ok(render::check_secret(&secret).map_err(|e| e.to_string()))
+    Ok(check(&secret).map_err(|e| e.to_string()))
 }
 
 async fn apply<K>(api: &Api<K>, obj: &K, what: &str) -> Result<K, Error>

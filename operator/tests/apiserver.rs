@@ -303,6 +303,16 @@ async fn scenarios(env: &Env, admin: &Client, op: &Operator) {
         (events_with_reason(admin, ns, "chat", "SecretGenerated").await == 1).then_some(())
     })
     .await;
+    // The cluster Secret: generated once, owned, long enough, and what the config points at.
+    let cluster_secret = secrets.get("chat-cluster-secret").await.unwrap();
+    assert!(owned(cluster_secret.owner_references()));
+    let value = cluster_secret.data.clone().unwrap()["clusterSecret"].0.clone();
+    assert!(value.len() >= socketio_hub_config::MIN_CLUSTER_SECRET_LEN);
+    assert_eq!(cfg.cluster.secret_file.as_deref(), Some("/etc/socketio-hub/cluster/clusterSecret"));
+    until("ClusterSecretGenerated event", 10, || async {
+        (events_with_reason(admin, ns, "chat", "ClusterSecretGenerated").await == 1).then_some(())
+    })
+    .await;
     assert!(!kubectl_wait_ready(env, ns, "chat", "1s"), "kubectl wait said Ready before any pod was ready");
 
     // --- pods become ready → Ready=True, and kubectl wait agrees.
@@ -328,6 +338,8 @@ async fn scenarios(env: &Env, admin: &Client, op: &Operator) {
     // must not accept it (it compares observedGeneration with generation).
     let hub = wait_condition(&hubs, "chat", READY, "False", 30).await;
     let new_hash = hub.status.as_ref().unwrap().config_hash.clone().unwrap();
+    let kept = secrets.get("chat-cluster-secret").await.unwrap();
+    assert_eq!(kept.data.unwrap()["clusterSecret"].0, value, "the cluster secret was regenerated");
     assert_ne!(old_hash, new_hash, "a config change must change the hash");
     let sts = stss.get("chat").await.unwrap();
     let tpl = sts.spec.unwrap().template.metadata.unwrap().annotations.unwrap();
@@ -464,6 +476,7 @@ async fn scenarios(env: &Env, admin: &Client, op: &Operator) {
             && svcs.get_opt("chat-headless").await.ok()?.is_none()
             && pdbs.get_opt("chat").await.ok()?.is_none()
             && secrets.get_opt("chat-access-keys").await.ok()?.is_none()
+            && secrets.get_opt("chat-cluster-secret").await.ok()?.is_none()
             && stss.get_opt("games").await.ok()?.is_none();
         gone.then_some(())
     })

@@ -4,8 +4,8 @@
 //!
 //! Only the listen addresses are overridden (`--listen/--admin-listen 127.0.0.1:0`, and the
 //! gossip/mesh addresses when the binary has those flags, so tests never collide on ports) and
-//! the access-key file path (the Secret mount becomes a temp file, given with
-//! `--access-keys-file`). The binary is `target/debug/socketio-hub`
+//! the access-key and cluster-secret file paths (the Secret mounts become temp files, given with
+//! `--access-keys-file` and `--cluster-secret-file`). The binary is `target/debug/socketio-hub`
 //! (`SOCKETIO_HUB_BIN` overrides it); with `SIOH_CONTRACT_BUILD=1` the test builds it first.
 //! Without the binary the test prints a SKIP line.
 
@@ -19,7 +19,9 @@ use std::time::Duration;
 use serde_json::json;
 use socketio_hub_config::CONFIG_FILE_NAME;
 use socketio_hub_operator::crd::SocketIOHub;
-use socketio_hub_operator::render::{render, render_secret, AccessKeyPair, RenderContext};
+use socketio_hub_operator::render::{
+    render, render_cluster_secret, render_secret, AccessKeyPair, ClusterSecret, RenderContext,
+};
 
 fn hub_binary() -> Option<PathBuf> {
     if let Ok(bin) = std::env::var("SOCKETIO_HUB_BIN") {
@@ -44,10 +46,10 @@ fn hub_binary() -> Option<PathBuf> {
     bin.exists().then_some(bin)
 }
 
-/// Whether this build of the hub has the cluster address flags (`--gossip-listen` etc.).
-fn supports_cluster_flags(bin: &PathBuf) -> bool {
+/// Whether this build of the hub has `flag` (`--gossip-listen`, `--cluster-secret-file`).
+fn supports_flag(bin: &PathBuf, flag: &str) -> bool {
     let help = Command::new(bin).arg("--help").output().expect("socketio-hub --help runs");
-    String::from_utf8_lossy(&help.stdout).contains("--gossip-listen")
+    String::from_utf8_lossy(&help.stdout).contains(flag)
 }
 
 struct Hub {
@@ -86,7 +88,13 @@ fn start(bin: &PathBuf, name: &str, spec: serde_json::Value) -> Hub {
         .arg(&config)
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--access-keys-file"])
         .arg(&keys);
-    if supports_cluster_flags(bin) {
+    if supports_flag(bin, "--cluster-secret-file") {
+        let cluster_secret = render_cluster_secret(&hub, &ClusterSecret::generate()).unwrap();
+        let file = dir.join("clusterSecret");
+        std::fs::write(&file, &cluster_secret.data.as_ref().unwrap()["clusterSecret"].0).unwrap();
+        cmd.arg("--cluster-secret-file").arg(&file);
+    }
+    if supports_flag(bin, "--gossip-listen") {
         // The rendered 0.0.0.0:7946/7947 would collide between concurrent tests; the seeds stay
         // as rendered (unresolvable here, as they can be in a pod before DNS catches up).
         let gossip = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();

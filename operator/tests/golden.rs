@@ -4,7 +4,9 @@
 
 mod common;
 
-use socketio_hub_operator::render::{render, render_secret, AccessKeyPair, RenderContext};
+use socketio_hub_operator::render::{
+    render, render_cluster_secret, render_secret, AccessKeyPair, ClusterSecret, RenderContext,
+};
 
 fn rendered_yaml(stem: &str, hub: &socketio_hub_operator::crd::SocketIOHub) -> String {
     let ctx = RenderContext { default_image: "ghcr.io/socketio-hub/socketio-hub:0.1.0".into() };
@@ -15,9 +17,12 @@ fn rendered_yaml(stem: &str, hub: &socketio_hub_operator::crd::SocketIOHub) -> S
         secondary: "golden-secondary-key-0123456789".into(),
     };
     let secret = render_secret(hub, &keys).unwrap();
+    let cluster_secret =
+        render_cluster_secret(hub, &ClusterSecret("golden-cluster-secret-0123456789abcdef".into())).unwrap();
     let mut docs = vec![
         serde_json::to_value(&r.config_map).unwrap(),
         serde_json::to_value(&secret).unwrap(),
+        serde_json::to_value(&cluster_secret).unwrap(),
         serde_json::to_value(&r.headless_service).unwrap(),
         serde_json::to_value(&r.service).unwrap(),
         serde_json::to_value(&r.stateful_set).unwrap(),

@@ -2,7 +2,10 @@
 //! Pure encode/decode, no I/O.
 //!
 //! ```text
-//! handshake  "SIOHMESH" u16:version str:node-name u64:generation      (each side sends one)
+//! preamble   "SIOHMESH" u16:version                (each side, plaintext, before the Noise
+//!                                                  handshake of `noise.rs`)
+//! handshake  "SIOHMESH" u16:version str:node-name u64:generation      (each side sends one,
+//!                                                  as its Noise handshake payload)
 //! frame      u32:len  u8:kind  fields…                                (len counts kind+fields)
 //! str/bytes  u32:len  bytes
 //! ```
@@ -18,8 +21,9 @@ use super::membership::NodeId;
 use crate::ids::{Room, SocketId};
 use crate::state::{Args, Selector};
 
-/// Mesh protocol version; a peer with another version is refused at the handshake.
-pub const VERSION: u16 = 2;
+/// Mesh protocol version; a peer with another version is refused at the preamble. Version 3:
+/// the link is a Noise channel keyed by the cluster secret (versions 1 and 2 were plaintext).
+pub const VERSION: u16 = 3;
 /// Handshake magic.
 pub const MAGIC: &[u8; 8] = b"SIOHMESH";
 /// Largest frame accepted (header included in the check).
@@ -557,6 +561,37 @@ pub fn decode(body: &Bytes) -> Result<Msg, DecodeError> {
     Ok(msg)
 }
 
+/// Bytes of the preamble: magic and version.
+pub const PREAMBLE_LEN: usize = 8 + 2;
+
+/// The plaintext preamble each side sends before the Noise handshake.
+pub fn preamble() -> [u8; PREAMBLE_LEN] {
+    let mut out = [0u8; PREAMBLE_LEN];
+    out[..8].copy_from_slice(MAGIC);
+    out[8..].copy_from_slice(&VERSION.to_be_bytes());
+    out
+}
+
+/// The protocol version a preamble announces, or `Magic` when it is not a mesh peer.
+pub fn preamble_version(p: &[u8; PREAMBLE_LEN]) -> Result<u16, DecodeError> {
+    if &p[..8] != MAGIC {
+        return Err(DecodeError::Magic);
+    }
+    Ok(u16::from_be_bytes([p[8], p[9]]))
+}
+
+/// Parse a whole handshake (as carried in a Noise payload): its version and node id.
+pub fn parse_handshake(hs: &[u8]) -> Result<(u16, NodeId), DecodeError> {
+    let head: &[u8; HANDSHAKE_HEAD] =
+        hs.get(..HANDSHAKE_HEAD).and_then(|h| h.try_into().ok()).ok_or(DecodeError::Truncated)?;
+    let (version, len) = handshake_head(head)?;
+    let tail = &hs[HANDSHAKE_HEAD..];
+    if tail.len() != len + 8 {
+        return Err(DecodeError::Malformed);
+    }
+    Ok((version, handshake_tail(tail)?))
+}
+
 /// The handshake each side sends first.
 pub fn handshake(me: &NodeId) -> Vec<u8> {
     let mut out = Vec::with_capacity(32 + me.name.len());
@@ -724,6 +759,18 @@ mod tests {
         let mut bad = head;
         bad[0] = b'X';
         assert_eq!(handshake_head(&bad), Err(DecodeError::Magic));
+        assert_eq!(parse_handshake(&hs), Ok((VERSION, me)));
+        assert_eq!(parse_handshake(&hs[..hs.len() - 1]), Err(DecodeError::Malformed));
+        assert_eq!(parse_handshake(&hs[..3]), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn the_preamble_names_magic_and_version() {
+        assert_eq!(&preamble(), b"SIOHMESH\x00\x03");
+        assert_eq!(preamble_version(&preamble()), Ok(VERSION));
+        // A plaintext (version 1 or 2) node's handshake starts with the same ten bytes.
+        assert_eq!(preamble_version(b"SIOHMESH\x00\x02"), Ok(2));
+        assert_eq!(preamble_version(b"GET / HTTP"), Err(DecodeError::Magic));
     }
 
     proptest! {

@@ -1,24 +1,31 @@
 //! The mesh: one persistent TCP link per ordered pair of nodes. A node *dials* each live peer
 //! and only sends on that link; it only receives on the links peers dialed to it. So every
 //! message from A to B travels one ordered stream: per-sender ordering holds across nodes.
+//! Every link is a Noise channel keyed by the cluster secret (`noise.rs`): a peer without the
+//! secret is refused at the handshake, logged and counted (`mesh_handshakes_refused_total`), and
+//! never reaches `on_frame` or a send queue.
 //!
 //! Invariants: nothing waits on a peer — a send is a `try_send` into a bounded per-peer queue
-//! (full → dropped and counted); connects, handshakes and writes have deadlines; a broken link
+//! (full → dropped and counted); connects, handshakes and writes have deadlines, and at most
+//! `MAX_HANDSHAKES` inbound handshakes run at once (more are closed at once); a broken link
 //! reconnects with exponential backoff (100 ms → 2 s) until membership says the peer is gone,
-//! which aborts its task. Frames arrive already encoded (`codec::encode`), once per message.
+//! which aborts its task. Frames arrive already encoded (`codec::encode`), once per message;
+//! encryption happens per link, on the batch, so many small frames share one record.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::codec::{self, DecodeError, HANDSHAKE_HEAD};
+use super::codec::{self, DecodeError, PREAMBLE_LEN};
 use super::membership::NodeId;
 use super::metrics::ClusterMetrics;
+use super::noise::{self, NoiseError, Opener, Sealer};
+use super::secret::ClusterKeys;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,6 +33,13 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Frames written per vectored flush.
 const BATCH: usize = 64;
+/// Sealed bytes buffered before they are written (bounds a link's buffer with large frames).
+const WRITE_CHUNK: usize = 256 << 10;
+/// Largest Noise handshake message accepted: an ephemeral key, a tag and a handshake payload
+/// (node names are at most 1024 bytes).
+const MAX_HANDSHAKE: usize = 2048;
+/// Inbound handshakes in progress at once; a connection beyond it is closed unread.
+pub const MAX_HANDSHAKES: usize = 64;
 
 /// Why a mesh link failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +53,9 @@ pub enum LinkError {
     /// Another protocol version.
     #[error("peer speaks mesh protocol {0}, this node {v}", v = codec::VERSION)]
     Version(u16),
+    /// The secure channel failed: the peer holds another cluster secret, or a record was altered.
+    #[error(transparent)]
+    Noise(#[from] NoiseError),
     /// The node answering is not the one expected (restarted with a new generation).
     #[error("expected {expected}, {found} answered")]
     WrongPeer {
@@ -50,6 +67,26 @@ pub enum LinkError {
     /// A deadline passed.
     #[error("timed out")]
     Timeout,
+}
+
+impl LinkError {
+    /// The `reason` label of a refused handshake (fixed set).
+    fn refusal(&self) -> &'static str {
+        match self {
+            LinkError::Decode(DecodeError::Magic) => "not_mesh",
+            LinkError::Decode(_) => "malformed",
+            LinkError::Version(_) => "version",
+            LinkError::Noise(_) => "auth",
+            LinkError::WrongPeer { .. } => "identity",
+            LinkError::Timeout => "timeout",
+            LinkError::Io(_) => "closed",
+        }
+    }
+
+    /// Whether this failure says the peer is not one of ours (as opposed to a network event).
+    fn is_foreign(&self) -> bool {
+        matches!(self, LinkError::Decode(_) | LinkError::Version(_) | LinkError::Noise(_))
+    }
 }
 
 /// The sending side of one link.
@@ -77,13 +114,14 @@ impl Link {
     /// Start dialing `peer` at `addr`; frames queued meanwhile are sent once connected.
     pub fn open(
         me: NodeId,
+        keys: Arc<ClusterKeys>,
         peer: NodeId,
         addr: std::net::SocketAddr,
         queue: usize,
         metrics: Arc<ClusterMetrics>,
     ) -> Link {
         let (tx, rx) = mpsc::channel(queue);
-        let task = tokio::spawn(run_outbound(me, peer, addr, rx, metrics));
+        let task = tokio::spawn(run_outbound(me, keys, peer, addr, rx, metrics));
         Link { tx, task }
     }
 
@@ -98,6 +136,7 @@ impl Link {
 
 async fn run_outbound(
     me: NodeId,
+    keys: Arc<ClusterKeys>,
     peer: NodeId,
     addr: std::net::SocketAddr,
     mut rx: mpsc::Receiver<Bytes>,
@@ -105,16 +144,20 @@ async fn run_outbound(
 ) {
     let mut backoff = BACKOFF_MIN;
     loop {
-        match dial(&me, &peer, addr).await {
-            Ok(stream) => {
+        match dial(&me, &keys, &peer, addr).await {
+            Ok((stream, sealer)) => {
                 tracing::info!(peer = %peer, %addr, "mesh link up");
                 backoff = BACKOFF_MIN;
-                match pump(stream, &mut rx, &metrics).await {
+                match pump(stream, sealer, &mut rx, &metrics).await {
                     Ok(()) => return, // queue closed: the link was dropped
                     Err(e) => {
                         tracing::warn!(peer = %peer, error = %e, "mesh link down");
                     }
                 }
+            }
+            Err(e) if e.is_foreign() => {
+                metrics.mesh_refused.with_label_values(&[e.refusal()]).inc();
+                tracing::warn!(peer = %peer, %addr, error = %e, "mesh peer refused");
             }
             Err(e) => tracing::debug!(peer = %peer, %addr, error = %e, "mesh dial failed"),
         }
@@ -123,48 +166,82 @@ async fn run_outbound(
     }
 }
 
-async fn dial(me: &NodeId, peer: &NodeId, addr: std::net::SocketAddr) -> Result<TcpStream, LinkError> {
+async fn dial(
+    me: &NodeId,
+    keys: &ClusterKeys,
+    peer: &NodeId,
+    addr: std::net::SocketAddr,
+) -> Result<(TcpStream, Sealer), LinkError> {
     let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| LinkError::Timeout)??;
     stream.set_nodelay(true)?;
-    let found = tokio::time::timeout(CONNECT_TIMEOUT, async {
-        stream.write_all(&codec::handshake(me)).await?;
-        read_handshake(&mut stream).await
+    let (found, sealer) = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let (initiator, m1) = noise::Initiator::start(keys, &codec::handshake(me))?;
+        let mut hello = codec::preamble().to_vec();
+        put_message(&mut hello, &m1);
+        stream.write_all(&hello).await?;
+        read_preamble(&mut stream).await?;
+        let m2 = read_message(&mut stream).await?;
+        let (payload, sealer) = initiator.finish(&m2)?;
+        Ok::<_, LinkError>((peer_id(&payload)?, sealer))
     })
     .await
     .map_err(|_| LinkError::Timeout)??;
     if &found != peer {
         return Err(LinkError::WrongPeer { expected: peer.clone(), found });
     }
-    Ok(stream)
+    Ok((stream, sealer))
 }
 
-/// Read a peer's handshake.
-pub async fn read_handshake<S: AsyncRead + Unpin>(s: &mut S) -> Result<NodeId, LinkError> {
-    let mut head = [0u8; HANDSHAKE_HEAD];
-    s.read_exact(&mut head).await?;
-    let (version, len) = codec::handshake_head(&head)?;
-    if version != codec::VERSION {
-        return Err(LinkError::Version(version));
+fn put_message(out: &mut Vec<u8>, m: &[u8]) {
+    // Handshake messages are far below 64 KiB (`MAX_HANDSHAKE`).
+    out.extend_from_slice(&(m.len() as u16).to_be_bytes());
+    out.extend_from_slice(m);
+}
+
+/// Read and check a peer's preamble.
+async fn read_preamble<S: AsyncRead + Unpin>(s: &mut S) -> Result<(), LinkError> {
+    let mut p = [0u8; PREAMBLE_LEN];
+    s.read_exact(&mut p).await?;
+    match codec::preamble_version(&p)? {
+        codec::VERSION => Ok(()),
+        v => Err(LinkError::Version(v)),
     }
-    let mut tail = vec![0u8; len + 8];
-    s.read_exact(&mut tail).await?;
-    Ok(codec::handshake_tail(&tail)?)
 }
 
-/// Write queued frames until the queue closes (`Ok`) or the socket fails (`Err`); the frames
-/// of a failed write are counted as dropped (part of them may have reached the peer, so
+/// Read one length-prefixed handshake message.
+async fn read_message<S: AsyncRead + Unpin>(s: &mut S) -> Result<Vec<u8>, LinkError> {
+    let n = s.read_u16().await? as usize;
+    if n > MAX_HANDSHAKE {
+        return Err(DecodeError::TooLarge(n).into());
+    }
+    let mut m = vec![0u8; n];
+    s.read_exact(&mut m).await?;
+    Ok(m)
+}
+
+/// The node id in a handshake payload.
+fn peer_id(payload: &[u8]) -> Result<NodeId, LinkError> {
+    match codec::parse_handshake(payload)? {
+        (codec::VERSION, id) => Ok(id),
+        (v, _) => Err(LinkError::Version(v)),
+    }
+}
+
+/// Seal and write queued frames until the queue closes (`Ok`) or the socket fails (`Err`); the
+/// frames of a failed write are counted as dropped (part of them may have reached the peer, so
 /// resending could duplicate).
 async fn pump(
     stream: TcpStream,
+    mut sealer: Sealer,
     rx: &mut mpsc::Receiver<Bytes>,
     metrics: &ClusterMetrics,
 ) -> Result<(), LinkError> {
-    let (mut read, write) = stream.into_split();
-    let mut w = BufWriter::with_capacity(64 << 10, write);
+    let (mut read, mut w) = stream.into_split();
     let mut batch: Vec<Bytes> = Vec::with_capacity(BATCH);
-    // The peer never writes on this link; a read returning means it closed or reset.
+    let mut out: Vec<u8> = Vec::with_capacity(WRITE_CHUNK + noise::MAX_MESSAGE + 2);
+    // The peer never writes on this link after the handshake; a read returning means it closed.
     let mut closed = Box::pin(async move {
         let mut b = [0u8; 1];
         let _ = read.read(&mut b).await;
@@ -188,26 +265,33 @@ async fn pump(
         let bytes: usize = batch.iter().map(Bytes::len).sum();
         let n = batch.len();
         let written = tokio::time::timeout(WRITE_TIMEOUT, async {
+            out.clear();
             for f in &batch {
-                w.write_all(f).await?;
+                for piece in f.chunks(WRITE_CHUNK) {
+                    sealer.push(piece, &mut out)?;
+                    if out.len() >= WRITE_CHUNK {
+                        w.write_all(&out).await?;
+                        out.clear();
+                    }
+                }
             }
-            w.flush().await
+            sealer.flush(&mut out)?;
+            w.write_all(&out).await?;
+            Ok::<_, LinkError>(())
         })
         .await;
+        batch.clear();
         match written {
             Ok(Ok(())) => {
                 metrics.mesh_messages.with_label_values(&["out"]).inc_by(n as u64);
                 metrics.mesh_bytes.with_label_values(&["out"]).inc_by(bytes as u64);
-                batch.clear();
             }
             Ok(Err(e)) => {
                 metrics.mesh_dropped.with_label_values(&["write_failed"]).inc_by(n as u64);
-                batch.clear();
-                return Err(e.into());
+                return Err(e);
             }
             Err(_) => {
                 metrics.mesh_dropped.with_label_values(&["write_failed"]).inc_by(n as u64);
-                batch.clear();
                 return Err(LinkError::Timeout);
             }
         }
@@ -215,12 +299,19 @@ async fn pump(
 }
 
 /// Accept links dialed by peers; each frame received is handed to `on_frame` with the
-/// sender's id, in order. Dropping (aborting) this future closes every inbound link.
-pub async fn serve<F>(listener: TcpListener, me: NodeId, metrics: Arc<ClusterMetrics>, on_frame: F)
-where
+/// sender's id, in order. A peer that fails the handshake is refused, logged and counted.
+/// Dropping (aborting) this future closes every inbound link.
+pub async fn serve<F>(
+    listener: TcpListener,
+    me: NodeId,
+    keys: Arc<ClusterKeys>,
+    metrics: Arc<ClusterMetrics>,
+    on_frame: F,
+) where
     F: Fn(&NodeId, Bytes) + Send + Sync + Clone + 'static,
 {
     let mut links = tokio::task::JoinSet::new();
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
         while links.try_join_next().is_some() {}
         let (stream, remote) = match listener.accept().await {
@@ -231,51 +322,81 @@ where
                 continue;
             }
         };
+        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            metrics.mesh_refused.with_label_values(&["busy"]).inc();
+            tracing::debug!(%remote, "mesh handshake refused: too many in progress");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let (me, metrics, on_frame) = (me.clone(), metrics.clone(), on_frame.clone());
+        let (me, keys, metrics, on_frame) = (me.clone(), keys.clone(), metrics.clone(), on_frame.clone());
         links.spawn(async move {
-            if let Err(e) = receive(stream, &me, &metrics, on_frame).await {
-                tracing::debug!(%remote, error = %e, "inbound mesh link closed");
+            let accepted = tokio::time::timeout(CONNECT_TIMEOUT, accept(stream, &me, &keys))
+                .await
+                .unwrap_or(Err(LinkError::Timeout));
+            drop(permit);
+            let (stream, from, opener) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    metrics.mesh_refused.with_label_values(&[e.refusal()]).inc();
+                    if e.is_foreign() {
+                        tracing::warn!(%remote, error = %e, "mesh peer refused");
+                    } else {
+                        tracing::debug!(%remote, error = %e, "mesh handshake failed");
+                    }
+                    return;
+                }
+            };
+            if let Err(e) = receive(stream, &from, opener, &metrics, on_frame).await {
+                if matches!(e, LinkError::Noise(_)) {
+                    metrics.mesh_dropped.with_label_values(&["bad_record"]).inc();
+                    tracing::warn!(%remote, peer = %from, error = %e, "mesh link closed: bad record");
+                } else {
+                    tracing::debug!(%remote, error = %e, "inbound mesh link closed");
+                }
             }
         });
     }
 }
 
-async fn receive<F>(
+/// The acceptor's side of the handshake.
+async fn accept(
     mut stream: TcpStream,
     me: &NodeId,
+    keys: &ClusterKeys,
+) -> Result<(TcpStream, NodeId, Opener), LinkError> {
+    stream.write_all(&codec::preamble()).await?;
+    read_preamble(&mut stream).await?;
+    let m1 = read_message(&mut stream).await?;
+    let r = noise::respond(keys, &m1, &codec::handshake(me))?;
+    let from = peer_id(&r.peer)?;
+    let mut reply = Vec::with_capacity(2 + r.reply.len());
+    put_message(&mut reply, &r.reply);
+    stream.write_all(&reply).await?;
+    Ok((stream, from, r.opener))
+}
+
+async fn receive<F>(
+    stream: TcpStream,
+    from: &NodeId,
+    mut opener: Opener,
     metrics: &ClusterMetrics,
     on_frame: F,
 ) -> Result<(), LinkError>
 where
     F: Fn(&NodeId, Bytes),
 {
-    let from = tokio::time::timeout(CONNECT_TIMEOUT, read_handshake(&mut stream))
-        .await
-        .map_err(|_| LinkError::Timeout)??;
-    stream.write_all(&codec::handshake(me)).await?;
     let mut r = tokio::io::BufReader::with_capacity(64 << 10, stream);
+    let mut record = vec![0u8; noise::MAX_MESSAGE];
     loop {
-        let body = read_frame(&mut r).await?;
-        metrics.mesh_messages.with_label_values(&["in"]).inc();
-        metrics.mesh_bytes.with_label_values(&["in"]).inc_by(body.len() as u64 + 4);
-        on_frame(&from, body);
+        let n = r.read_u16().await? as usize;
+        r.read_exact(&mut record[..n]).await?;
+        opener.open(&record[..n])?;
+        while let Some(body) = opener.next_frame()? {
+            metrics.mesh_messages.with_label_values(&["in"]).inc();
+            metrics.mesh_bytes.with_label_values(&["in"]).inc_by(body.len() as u64 + 4);
+            on_frame(from, body);
+        }
     }
-}
-
-/// Read one frame body (after its length prefix).
-pub async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> Result<Bytes, LinkError> {
-    let mut head = [0u8; 4];
-    s.read_exact(&mut head).await?;
-    let n = codec::frame_len(head)?;
-    let mut body = vec![0u8; n];
-    s.read_exact(&mut body).await?;
-    Ok(Bytes::from(body))
-}
-
-/// Write one encoded frame (tests and tools).
-pub async fn write_frame<S: AsyncWrite + Unpin>(s: &mut S, frame: &Bytes) -> std::io::Result<()> {
-    s.write_all(frame).await
 }
 
 #[cfg(test)]
@@ -287,17 +408,49 @@ mod tests {
         NodeId { name: name.into(), generation: 1 }
     }
 
+    fn keys() -> Arc<ClusterKeys> {
+        Arc::new(ClusterKeys::derive(Some(b"mesh-test-secret-of-thirty-two-bytes"), "test"))
+    }
+
+    fn rogue_keys() -> Arc<ClusterKeys> {
+        Arc::new(ClusterKeys::derive(Some(b"rogue-secret-also-thirty-two-bytes!!"), "test"))
+    }
+
+    fn metrics() -> Arc<ClusterMetrics> {
+        Arc::new(ClusterMetrics::register(&prometheus::Registry::new()))
+    }
+
+    fn refused(m: &ClusterMetrics, reason: &str) -> u64 {
+        m.mesh_refused.with_label_values(&[reason]).get()
+    }
+
+    /// Poll a condition (real sockets: the other side runs on its own task).
+    async fn eventually(what: &str, f: impl Fn() -> bool) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !f() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+    }
+
     #[tokio::test]
     async fn a_link_delivers_in_order_and_reconnects_after_the_peer_restarts() {
         let metrics = Arc::new(ClusterMetrics::register(&prometheus::Registry::new()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let server =
-            tokio::spawn(serve(listener, id("b"), metrics.clone(), move |from: &NodeId, body: Bytes| {
+        let server = tokio::spawn(serve(
+            listener,
+            id("b"),
+            keys(),
+            metrics.clone(),
+            move |from: &NodeId, body: Bytes| {
                 let _ = tx.send((from.clone(), codec::decode(&body).unwrap()));
-            }));
-        let link = Link::open(id("a"), id("b"), addr, 16, metrics.clone());
+            },
+        ));
+        let link = Link::open(id("a"), keys(), id("b"), addr, 16, metrics.clone());
         for i in 0..10 {
             assert_eq!(link.send(codec::encode(&Msg::AckCount { id: i, sockets: vec![] })), Queued::Yes);
         }
@@ -316,7 +469,7 @@ mod tests {
             }
         };
         let (tx2, mut rx2) = mpsc::unbounded_channel();
-        tokio::spawn(serve(listener, id("b"), metrics.clone(), move |_: &NodeId, body: Bytes| {
+        tokio::spawn(serve(listener, id("b"), keys(), metrics.clone(), move |_: &NodeId, body: Bytes| {
             let _ = tx2.send(codec::decode(&body).unwrap());
         }));
         // Keep sending until one arrives (frames written into the dead socket may be lost).
@@ -343,7 +496,7 @@ mod tests {
         let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = probe.local_addr().unwrap();
         drop(probe);
-        let link = Link::open(id("a"), id("b"), addr, 4, metrics);
+        let link = Link::open(id("a"), keys(), id("b"), addr, 4, metrics);
         let frame = codec::encode(&Msg::AckCount { id: 1, sockets: vec![] });
         let results: Vec<Queued> = (0..8).map(|_| link.send(frame.clone())).collect();
         assert_eq!(results.iter().filter(|q| **q == Queued::Full).count(), 4);
@@ -357,12 +510,115 @@ mod tests {
         tokio::spawn(serve(
             listener,
             NodeId { name: "b".into(), generation: 2 },
+            keys(),
             metrics,
             |_: &NodeId, _| {},
         ));
-        match dial(&id("a"), &id("b"), addr).await {
+        match dial(&id("a"), &keys(), &id("b"), addr).await {
             Err(LinkError::WrongPeer { found, .. }) => assert_eq!(found.generation, 2),
             other => panic!("expected WrongPeer, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_node_with_another_secret_is_refused_both_ways_and_delivers_nothing() {
+        let (good, rogue) = (metrics(), metrics());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        tokio::spawn(serve(listener, id("b"), keys(), good.clone(), move |_: &NodeId, body: Bytes| {
+            let _ = tx.send(body);
+        }));
+        // The rogue dials the good node: its first handshake message does not decrypt.
+        match dial(&id("rogue"), &rogue_keys(), &id("b"), addr).await {
+            Err(e @ LinkError::Noise(NoiseError::Auth)) => assert_eq!(e.refusal(), "auth"),
+            Err(LinkError::Io(_)) => {} // the acceptor closed before the rogue read message 2
+            other => panic!("expected the rogue to be refused, got {other:?}"),
+        }
+        eventually("the refusal to be counted", || refused(&good, "auth") == 1).await;
+        // A rogue link keeps redialing and queueing; nothing it sends is ever delivered.
+        let link = Link::open(id("rogue"), rogue_keys(), id("b"), addr, 16, rogue.clone());
+        for i in 0..4 {
+            link.send(codec::encode(&Msg::AckCount { id: i, sockets: vec![] }));
+        }
+        eventually("the rogue link to be refused too", || refused(&good, "auth") >= 2).await;
+        assert!(rx.try_recv().is_err(), "no frame from the rogue reached on_frame");
+
+        // The other way: a good node dialing a rogue acceptor refuses the rogue's answer.
+        let rogue_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let rogue_addr = rogue_listener.local_addr().unwrap();
+        tokio::spawn(serve(rogue_listener, id("r"), rogue_keys(), rogue.clone(), |_: &NodeId, _| {
+            panic!("the rogue must never receive a frame");
+        }));
+        match dial(&id("a"), &keys(), &id("r"), rogue_addr).await {
+            Err(LinkError::Noise(NoiseError::Auth)) | Err(LinkError::Io(_)) => {}
+            other => panic!("expected the rogue acceptor to be refused, got {other:?}"),
+        }
+        eventually("the rogue acceptor to count the good dialer", || refused(&rogue, "auth") >= 1).await;
+    }
+
+    #[tokio::test]
+    async fn foreign_and_old_peers_are_refused_by_reason() {
+        let m = metrics();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, id("b"), keys(), m.clone(), |_: &NodeId, _| {
+            panic!("no frame may arrive");
+        }));
+        // A plaintext (version 2) node: its handshake and a plaintext frame right after it.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut old = codec::handshake(&id("old"));
+        old[8..10].copy_from_slice(&2u16.to_be_bytes());
+        old.extend_from_slice(&codec::encode(&Msg::AckCount { id: 1, sockets: vec![] }));
+        s.write_all(&old).await.unwrap();
+        eventually("the old version to be refused", || refused(&m, "version") == 1).await;
+        // Not a mesh peer at all.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        eventually("a stranger to be refused", || refused(&m, "not_mesh") == 1).await;
+        // The right preamble, then garbage where the Noise message goes.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut junk = codec::preamble().to_vec();
+        junk.extend_from_slice(&48u16.to_be_bytes());
+        junk.extend_from_slice(&[7u8; 48]);
+        s.write_all(&junk).await.unwrap();
+        eventually("a forged handshake to be refused", || refused(&m, "auth") == 1).await;
+        // An oversized handshake message.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut big = codec::preamble().to_vec();
+        big.extend_from_slice(&60000u16.to_be_bytes());
+        s.write_all(&big).await.unwrap();
+        eventually("an oversized handshake to be refused", || refused(&m, "malformed") == 1).await;
+    }
+
+    #[tokio::test]
+    async fn a_tampered_record_closes_the_link_and_is_counted() {
+        let m = metrics();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+        tokio::spawn(serve(listener, id("b"), keys(), m.clone(), move |_: &NodeId, body: Bytes| {
+            let _ = tx.send(codec::decode(&body).unwrap());
+        }));
+        // A man in the middle flips one bit of the second record.
+        let (mut stream, mut sealer) = dial(&id("a"), &keys(), &id("b"), addr).await.unwrap();
+        let mut out = Vec::new();
+        for i in 0..2 {
+            sealer.push(&codec::encode(&Msg::AckCount { id: i, sockets: vec![] }), &mut out).unwrap();
+            sealer.flush(&mut out).unwrap();
+        }
+        let last = out.len() - 1;
+        out[last] ^= 0x80;
+        stream.write_all(&out).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap(), Msg::AckCount { id: 0, sockets: vec![] });
+        eventually("the bad record to be counted", || {
+            m.mesh_dropped.with_label_values(&["bad_record"]).get() == 1
+        })
+        .await;
+        // The acceptor closed the link: reading from it ends.
+        let mut b = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut b)).await.unwrap();
+        assert!(matches!(n, Ok(0) | Err(_)));
+        assert!(rx.try_recv().is_err(), "the tampered frame never reached on_frame");
     }
 }

@@ -11,8 +11,17 @@ pub struct ClusterMetrics {
     pub mesh_messages: IntCounterVec,
     /// Mesh bytes by direction.
     pub mesh_bytes: IntCounterVec,
-    /// Mesh frames dropped, by reason (`queue_full`, `no_link`, `write_failed`, `bad_frame`).
+    /// Mesh frames dropped, by reason (`queue_full`, `no_link`, `write_failed`, `bad_frame`;
+    /// `bad_record`: an inbound record that failed to authenticate, which closes the link).
     pub mesh_dropped: IntCounterVec,
+    /// Mesh handshakes refused, by reason (`auth`: another cluster secret; `version`,
+    /// `not_mesh`, `malformed`, `identity`, `timeout`, `closed`, `busy`: too many at once).
+    pub mesh_refused: IntCounterVec,
+    /// Gossip datagrams dropped, by reason (`auth`: another secret or forged; `replay`,
+    /// `stale`: outside the clock window; `malformed`, `oversize`, `send_failed`).
+    pub gossip_dropped: IntCounterVec,
+    /// 1 when the cluster runs with a secret, 0 when anyone may join.
+    pub authenticated: IntGauge,
     /// Client requests forwarded to the owning node, by kind (`polling`, `websocket`) and
     /// result (`ok`, `unknown_owner`, `failed`).
     pub forwarded: IntCounterVec,
@@ -32,7 +41,24 @@ impl ClusterMetrics {
         let peers =
             IntGauge::new("cluster_peers", "Live cluster peers (this node excluded).").expect("valid metric");
         r.register(Box::new(peers.clone())).expect("metric registered once");
+        let authenticated = IntGauge::new(
+            "cluster_authenticated",
+            "1 when mesh and gossip are authenticated by a cluster secret, 0 when anyone may join.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(authenticated.clone())).expect("metric registered once");
         ClusterMetrics {
+            authenticated,
+            mesh_refused: counter_vec(
+                "mesh_handshakes_refused_total",
+                "Mesh handshakes refused, by reason.",
+                &["reason"],
+            ),
+            gossip_dropped: counter_vec(
+                "gossip_datagrams_dropped_total",
+                "Gossip datagrams dropped, by reason.",
+                &["reason"],
+            ),
             peers,
             mesh_messages: counter_vec("mesh_messages_total", "Mesh frames by direction.", &["direction"]),
             mesh_bytes: counter_vec("mesh_bytes_total", "Mesh bytes by direction.", &["direction"]),

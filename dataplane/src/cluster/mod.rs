@@ -31,6 +31,9 @@ pub mod gossip;
 pub mod membership;
 pub mod mesh;
 pub mod metrics;
+pub mod noise;
+pub mod seal;
+pub mod secret;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -78,6 +81,9 @@ pub enum ClusterError {
     /// Gossip could not start.
     #[error(transparent)]
     Gossip(#[from] gossip::GossipError),
+    /// The cluster secret could not be loaded.
+    #[error(transparent)]
+    Secret(#[from] secret::SecretError),
 }
 
 enum Waiter {
@@ -158,6 +164,8 @@ pub struct Cluster {
     pub settings: Settings,
     /// Metrics.
     pub metrics: Arc<ClusterMetrics>,
+    /// Keys derived from the cluster secret (mesh and gossip).
+    pub keys: Arc<secret::ClusterKeys>,
     hub: Weak<Hub>,
     membership: RwLock<Membership>,
     links: Mutex<HashMap<NodeId, mesh::Link>>,
@@ -202,12 +210,23 @@ impl Cluster {
         let mesh_bound =
             listener.local_addr().map_err(|source| ClusterError::Mesh { addr: mesh_listen, source })?;
         let me = NodeId { name: Arc::from(name), generation };
+        let cluster_id = c.cluster_id.clone().unwrap_or_else(|| "socketio-hub".into());
+        let keys = Arc::new(secret::ClusterKeys::load(c, &cluster_id)?);
         let metrics = Arc::new(ClusterMetrics::register(&hub.metrics.registry));
+        metrics.authenticated.set(i64::from(keys.authenticated));
+        if !keys.authenticated {
+            tracing::warn!(
+                "NO CLUSTER SECRET: any process that reaches this node's gossip and mesh ports can join \
+                 the cluster, read every broadcast and inject its own. Set cluster.secret_file \
+                 (--cluster-secret-file) or SOCKETIO_HUB_CLUSTER_SECRET on every node."
+            );
+        }
         let cluster = Arc::new(Cluster {
             me: me.clone(),
             tag: hub.engine.tag,
             settings: settings.clone(),
             metrics: metrics.clone(),
+            keys: keys.clone(),
             hub: Arc::downgrade(hub),
             membership: RwLock::new(Membership::default()),
             links: Mutex::new(HashMap::new()),
@@ -232,16 +251,11 @@ impl Cluster {
                 c.on_frame(from, body);
             }
         };
-        let mut tasks = vec![tokio::spawn(mesh::serve(listener, me.clone(), metrics, on_frame))];
+        let mut tasks =
+            vec![tokio::spawn(mesh::serve(listener, me.clone(), keys.clone(), metrics.clone(), on_frame))];
         let handle = Arc::new(
-            gossip::start(
-                &info,
-                gossip_listen,
-                c.cluster_id.clone().unwrap_or_else(|| "socketio-hub".into()),
-                c.seeds.clone(),
-                settings.gossip_interval,
-            )
-            .await?,
+            gossip::start(&info, gossip_listen, keys, metrics, c.seeds.clone(), settings.gossip_interval)
+                .await?,
         );
         tasks.push(tokio::spawn(gossip::publish(cluster.clone(), handle.clone())));
         tasks.push(tokio::spawn(gossip::watch(cluster.clone(), handle.clone())));
@@ -284,6 +298,7 @@ impl Cluster {
                     tracing::info!(peer = %id, %addr, "peer up");
                     let link = mesh::Link::open(
                         self.me.clone(),
+                        self.keys.clone(),
                         id.clone(),
                         addr,
                         self.settings.queue_frames,
@@ -676,7 +691,12 @@ pub fn admin_view(cluster: &Cluster) -> serde_json::Value {
             })
         })
         .collect();
-    serde_json::json!({ "node": cluster.me.to_string(), "tag": membership::tag_text(cluster.tag), "peers": peers })
+    serde_json::json!({
+        "node": cluster.me.to_string(),
+        "tag": membership::tag_text(cluster.tag),
+        "authenticated": cluster.keys.authenticated,
+        "peers": peers,
+    })
 }
 
 /// The `/cluster` admin route (404 on a single node).

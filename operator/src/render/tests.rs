@@ -33,6 +33,21 @@ fn empty_spec_renders_a_runnable_hub() {
     assert_eq!(r.endpoint, "http://chat.apps.svc");
     assert_eq!(r.secret_name, "chat-access-keys");
     assert_eq!(r.stateful_set.spec.as_ref().unwrap().replicas, Some(2));
+    // Pods authenticate each other with the cluster Secret, mounted where the config points.
+    assert_eq!(r.cluster_secret_name, "chat-cluster-secret");
+    assert_eq!(parsed.cluster.secret_file.as_deref(), Some("/etc/socketio-hub/cluster/clusterSecret"));
+    assert_eq!(parsed.cluster.secret, None, "the secret itself never lands in the ConfigMap");
+    let pod = r.stateful_set.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "cluster-secret").unwrap();
+    assert_eq!(volume.secret.as_ref().unwrap().secret_name.as_deref(), Some("chat-cluster-secret"));
+    let mount = pod.containers[0]
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == "cluster-secret")
+        .unwrap();
+    assert_eq!(mount.mount_path, CLUSTER_SECRET_DIR);
 }
 
 #[test]
@@ -209,6 +224,29 @@ fn unusable_secrets_are_explained() {
     assert!(msg(Some("aaaaaaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbbbbbbbb\ncccccccccccccccccccc\n"))
         .contains("holds 3 keys"));
     check_secret(&secret(Some("aaaaaaaaaaaaaaaaaaaa\n"))).unwrap();
+}
+
+#[test]
+fn the_cluster_secret_is_generated_long_owned_and_checked() {
+    let a = ClusterSecret::generate();
+    assert_ne!(a, ClusterSecret::generate());
+    assert!(a.0.len() >= config::MIN_CLUSTER_SECRET_LEN);
+    assert_eq!(format!("{a:?}"), "ClusterSecret(<redacted>)");
+    let s = render_cluster_secret(&hub(json!({})), &a).unwrap();
+    assert_eq!(s.metadata.name.as_deref(), Some("chat-cluster-secret"));
+    assert_eq!(s.metadata.labels.as_ref().unwrap()[GENERATED_LABEL], "true");
+    assert_eq!(s.metadata.owner_references.as_ref().unwrap()[0].controller, Some(true));
+    assert_eq!(s.data.as_ref().unwrap()["clusterSecret"].0, a.0.as_bytes());
+    check_cluster_secret(&s).unwrap();
+    let secret = |data: Option<&str>| Secret {
+        metadata: ObjectMeta { name: Some("chat-cluster-secret".into()), ..ObjectMeta::default() },
+        data: data
+            .map(|d| BTreeMap::from([("clusterSecret".to_string(), ByteString(d.as_bytes().to_vec()))])),
+        ..Secret::default()
+    };
+    let msg = |d| check_cluster_secret(&secret(d)).unwrap_err().to_string();
+    assert!(msg(None).contains("has no \"clusterSecret\" key"), "{}", msg(None));
+    assert!(msg(Some("short\n")).contains("holds 5 bytes"), "{}", msg(Some("short\n")));
 }
 
 #[test]
