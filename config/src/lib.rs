@@ -52,6 +52,10 @@ pub struct HubConfig {
     pub log: LogConfig,
     /// How long a SIGTERM drain waits for clients to leave before closing them. Default 10000 ms.
     pub shutdown_grace_ms: u64,
+    /// On SIGTERM the node turns not-ready, refuses new sessions and closes its clients evenly
+    /// paced over this period, so they reconnect to the other nodes a few at a time rather than
+    /// in one burst. Capped at `shutdown_grace_ms`; 0 closes every client at once. Default 5000 ms.
+    pub drain_period_ms: u64,
     /// Tokio worker threads. Default: one per CPU.
     pub workers: Option<usize>,
 }
@@ -73,6 +77,7 @@ impl Default for HubConfig {
             cluster: ClusterConfig::default(),
             log: LogConfig::default(),
             shutdown_grace_ms: 10_000,
+            drain_period_ms: 5_000,
             workers: None,
         }
     }

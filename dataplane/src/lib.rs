@@ -188,17 +188,40 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
 }
 
 impl Running {
-    /// Drain: stop accepting, tell every client to reconnect elsewhere, wait up to `grace` for
-    /// their queues to flush, then stop.
+    /// Drain (lame duck): report not ready and refuse new sessions at once, then close the
+    /// clients evenly paced over `drain_period_ms` (each told the server is shutting down, so
+    /// it reconnects — to another node behind a balancer), close any left at the end, wait up
+    /// to `grace` (2 s at most) for the last close frames to be written, and stop.
     pub async fn shutdown(self, grace: Duration) {
         let hub = &self.hub;
         hub.begin_shutdown();
-        let sessions = hub.engine.sessions.len();
-        tracing::info!(sessions, "draining");
+        let started = tokio::time::Instant::now();
+        let period = Duration::from_millis(hub.config.drain_period_ms).min(grace);
+        let total = hub.engine.sessions.len();
+        tracing::info!(sessions = total, period_ms = period.as_millis() as u64, "draining");
+        let tick = Duration::from_millis(50);
+        let steps = (period.as_millis() / tick.as_millis()).max(1) as usize;
+        if !period.is_zero() && total > 0 {
+            let mut closed = 0;
+            for step in 1..=steps {
+                // After step k of n, k/n of the sessions present at the start have been closed.
+                let due = total * step / steps;
+                if due > closed {
+                    let batch: Vec<_> =
+                        hub.engine.sessions.iter().take(due - closed).map(|e| e.value().clone()).collect();
+                    closed += batch.len();
+                    for conn in batch {
+                        hub.engine.close(&conn, CloseReason::ServerShutdown);
+                    }
+                }
+                tokio::time::sleep_until(started + period * step as u32 / steps as u32).await;
+            }
+        }
         hub.engine.close_all(CloseReason::ServerShutdown);
         // Closing queues a close frame per WebSocket; give the connection tasks time to write.
-        let deadline = tokio::time::Instant::now() + grace.min(Duration::from_secs(2));
-        tokio::time::sleep_until(deadline).await;
+        let flush = grace.saturating_sub(started.elapsed()).min(Duration::from_secs(2));
+        tokio::time::sleep(flush).await;
+        hub.engine.stop();
         for t in self.tasks {
             t.abort();
         }

@@ -12,7 +12,7 @@ pub mod echo;
 pub(crate) mod heartbeat;
 mod session;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -87,6 +87,8 @@ pub struct Engine {
     pub metrics: Arc<Metrics>,
     /// Cancelled when the node starts shutting down.
     pub shutdown: CancellationToken,
+    /// Draining: new sessions are refused (`begin_shutdown`).
+    draining: AtomicBool,
     /// This node's tag (in every session id).
     pub tag: NodeTag,
     handler: OnceLock<Arc<dyn EngineHandler>>,
@@ -102,6 +104,7 @@ impl Engine {
             sessions: DashMap::new(),
             metrics,
             shutdown: CancellationToken::new(),
+            draining: AtomicBool::new(false),
             tag,
             handler: OnceLock::new(),
             epoch: tokio::time::Instant::now(),
@@ -158,7 +161,7 @@ impl Engine {
         transport: TransportKind,
         handshake: ConnHandshake,
     ) -> Result<Arc<Conn>, Refusal> {
-        if self.shutdown.is_cancelled() {
+        if self.draining.load(Ordering::Relaxed) || self.shutdown.is_cancelled() {
             return Err(Refusal::ShuttingDown);
         }
         let e = &self.settings.engine;
@@ -234,8 +237,15 @@ impl Engine {
         self.metrics.upgrades.inc();
     }
 
-    /// Stop accepting sessions.
+    /// Start draining: refuse new sessions; existing ones keep being served (polling requests,
+    /// heartbeats) until they are closed or `stop` is called.
     pub fn begin_shutdown(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Stop: the listener, the heartbeat task and the admin server end.
+    pub fn stop(&self) {
+        self.draining.store(true, Ordering::Relaxed);
         self.shutdown.cancel();
     }
 
