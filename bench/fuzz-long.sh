@@ -30,7 +30,7 @@ echo "| target | time | executions | exec/s | corpus found | crashes |"
 echo "|---|---|---|---|---|---|"
 total_crashes=0
 while IFS=$'\t' read -r name secs result runs rate units crashes; do
-    printf '| %s | %s min | %s | %s | %s | %s |\n' "$name" "$((secs / 60))" "$runs" "$rate" "$units" "$crashes"
+    printf "| %s | %s min | %s | %s | %s | %s |\n" "$name" "$((secs / 60))" "$runs" "$rate" "$units" "$crashes"
     total_crashes=$((total_crashes + crashes))
 done <"$report"
 echo

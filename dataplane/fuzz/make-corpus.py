@@ -2,7 +2,7 @@
 """Write the seed corpus of the data-plane fuzz targets (corpus/<target>/<name>).
 
 The seeds are well-formed and near-miss inputs built from the formats' definitions
-(RFC 6455 §5, cluster/codec.rs mesh version 2, docs/link-protocol.md), so libFuzzer starts deep in each
+(RFC 6455 §5, cluster/codec.rs mesh version 3, docs/link-protocol.md), so libFuzzer starts deep in each
 decoder. Re-run after a format change: python3 dataplane/fuzz/make-corpus.py
 """
 import json
@@ -117,13 +117,17 @@ bodies = {
 }
 for name, body in bodies.items():
     write("mesh_frame", name, body)
-hs = b"SIOHMESH" + struct.pack(">H", 2) + s("node-a") + U64(1_700_000_000_000_000_000)
+VERSION = 3
+preamble = b"SIOHMESH" + struct.pack(">H", VERSION)
+hs = b"SIOHMESH" + struct.pack(">H", VERSION) + s("node-a") + U64(1_700_000_000_000_000_000)
+noise_payload = struct.pack(">H", len(hs)) + hs
 frames = b"".join(struct.pack(">I", len(b)) + b for b in [bodies["rooms"], bodies["broadcast"], bodies["to-app"], bodies["ack"]])
-write("mesh_stream", "handshake-then-frames", hs + frames)
-write("mesh_stream", "handshake-only", hs)
-write("mesh_stream", "wrong-magic", b"SIOHMESS" + hs[8:])
-write("mesh_stream", "name-too-long", b"SIOHMESH" + struct.pack(">HI", 1, 5000))
-write("mesh_stream", "frame-too-large", hs + struct.pack(">I", 0xFFFFFFFF))
+write("mesh_stream", "handshake-then-frames", preamble + noise_payload + frames)
+write("mesh_stream", "handshake-only", preamble + noise_payload)
+write("mesh_stream", "wrong-magic", b"SIOHMESS" + preamble[8:] + noise_payload)
+write("mesh_stream", "name-too-long", preamble + struct.pack(">H", 14) + b"SIOHMESH" + struct.pack(">HI", VERSION, 5000))
+write("mesh_stream", "handshake-length-mismatch", preamble + struct.pack(">H", len(hs) + 1) + hs + b"\x00")
+write("mesh_stream", "frame-too-large", preamble + noise_payload + struct.pack(">I", 0xFFFFFFFF))
 
 # ---- link_wire: [limit][kind][u16 LE len][bytes]... ----
 

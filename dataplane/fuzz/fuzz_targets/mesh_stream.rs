@@ -1,6 +1,8 @@
-//! A mesh connection's byte stream as the accepting side reads it: the handshake
-//! (`handshake_head`, then `handshake_tail` over the announced length), then length-prefixed
-//! frames (`frame_len`, `decode`) until the input ends or a frame is refused.
+//! A mesh connection's plaintext as the accepting side parses it: the preamble
+//! (`preamble_version`), the handshake carried in the Noise payload (`parse_handshake`; here a
+//! `u16` big-endian length then the payload, the encryption itself being `snow`'s), then the
+//! decrypted length-prefixed frames (`frame_len`, `decode`) until the input ends or one is
+//! refused.
 //!
 //! Checks: nothing panics; no read goes past what a header announced; the name in an accepted
 //! handshake is at most 1024 bytes.
@@ -11,14 +13,16 @@ use libfuzzer_sys::fuzz_target;
 use socketio_hub::cluster::codec;
 
 fuzz_target!(|data: &[u8]| {
-    let Some(head) = data.first_chunk::<{ codec::HANDSHAKE_HEAD }>() else { return };
-    let Ok((_version, name_len)) = codec::handshake_head(head) else { return };
-    assert!(name_len <= 1024);
-    let rest = &data[codec::HANDSHAKE_HEAD..];
-    let Some(tail) = rest.get(..name_len + 8) else { return };
-    let Ok(node) = codec::handshake_tail(tail) else { return };
-    assert_eq!(node.name.len(), name_len);
-    let stream = Bytes::copy_from_slice(&rest[name_len + 8..]);
+    let Some(preamble) = data.first_chunk::<{ codec::PREAMBLE_LEN }>() else { return };
+    if codec::preamble_version(preamble).is_err() {
+        return;
+    }
+    let rest = &data[codec::PREAMBLE_LEN..];
+    let Some((len, rest)) = rest.split_first_chunk::<2>() else { return };
+    let Some(payload) = rest.get(..u16::from_be_bytes(*len) as usize) else { return };
+    let Ok((_version, node)) = codec::parse_handshake(payload) else { return };
+    assert!(node.name.len() <= 1024);
+    let stream = Bytes::copy_from_slice(&rest[payload.len()..]);
     let mut at = 0;
     while let Some(prefix) = stream.get(at..at + 4) {
         let Ok(len) = codec::frame_len([prefix[0], prefix[1], prefix[2], prefix[3]]) else { return };
