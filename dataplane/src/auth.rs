@@ -1,8 +1,22 @@
-//! Access keys: the connection string, HS256 JWTs for the REST API and for clients, and
-//! webhook signatures.
+//! Access keys: the connection string, HS256 JWTs for the REST API, server links and clients,
+//! and webhook signatures.
 //!
 //! Two keys may be configured so they can be rotated: anything signed with either verifies;
 //! the hub signs with the primary. Invariant: key material never appears in logs or errors.
+//!
+//! One key signs three kinds of token, told apart by `aud` (and, for links, a claim), so that a
+//! token handed to a browser can never act as a server:
+//!
+//! | token | `aud` | also | verified by |
+//! | --- | --- | --- | --- |
+//! | client | `socketio-hub:client` (minted), or none (app-signed) | | `verify_client_token` |
+//! | REST API | `socketio-hub:api`, none, or the app's own | | `verify_api_token` |
+//! | server link | `socketio-hub:link` (required) | `"sio.link": true` (required) | `verify_link_token` |
+//!
+//! Invariant: a token with the client audience is refused by the REST API and the link
+//! endpoint; a token with a server audience (link or api) or a `sio.link` claim is refused as a
+//! client token; `POST /api/v1/tokens` only ever mints the client audience (it refuses every
+//! `RESERVED_CLAIMS` name and every `sio.` claim in user input).
 
 use std::sync::Arc;
 
@@ -13,6 +27,15 @@ use rand::RngCore;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 use socketio_hub_config::AuthConfig;
+
+/// The `aud` of client tokens (`POST /api/v1/tokens` mints only this one).
+pub const CLIENT_AUDIENCE: &str = "socketio-hub:client";
+/// The `aud` a server-link token must carry (with `"sio.link": true`).
+pub const LINK_AUDIENCE: &str = "socketio-hub:link";
+/// The `aud` REST API tokens may carry (optional; clients refuse tokens that carry it).
+pub const API_AUDIENCE: &str = "socketio-hub:api";
+/// The claim a server-link token must set to `true`.
+pub const LINK_CLAIM: &str = "sio.link";
 
 /// Why keys could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +68,47 @@ pub enum TokenError {
     /// Not a JWT, or not HS256.
     #[error("token is malformed")]
     Malformed,
+    /// A valid token presented where its kind is not accepted (see the module table).
+    #[error("{0}")]
+    WrongKind(WrongKind),
+}
+
+/// Which kind of token was presented where it does not belong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WrongKind {
+    /// A client token (aud `socketio-hub:client`) used against the REST API or a server link.
+    #[error(
+        "it is a client token (aud \"socketio-hub:client\"); servers sign their own token with an access key"
+    )]
+    ClientTokenForServer,
+    /// A link endpoint token without `aud: socketio-hub:link` and `sio.link: true`.
+    #[error("a server link needs a token with \"aud\": \"socketio-hub:link\" and \"sio.link\": true")]
+    NotLinkToken,
+    /// A server-link token used against the REST API.
+    #[error("it is a server-link token (aud \"socketio-hub:link\"); the REST API needs its own token")]
+    LinkTokenForApi,
+    /// A server token (aud link or api, or a `sio.link` claim) presented by a client.
+    #[error("it is a server token (aud \"socketio-hub:link\"/\"socketio-hub:api\" or a \"sio.link\" claim); clients need a client token")]
+    ServerTokenForClient,
+}
+
+/// The body of the link endpoint's 401 for `e`: what the SDK's operator must fix.
+pub fn link_refusal(e: &TokenError) -> String {
+    match e {
+        TokenError::WrongKind(kind) => format!("access token refused: {kind}"),
+        e => format!(
+            "access token refused ({e}): is the AccessKey of the connection string one of this hub's keys?"
+        ),
+    }
+}
+
+/// Whether the token's `aud` (a string or a list of strings) names `audience`.
+fn has_audience(claims: &Map<String, Value>, audience: &str) -> bool {
+    match claims.get("aud") {
+        Some(Value::String(a)) => a == audience,
+        Some(Value::Array(auds)) => auds.iter().any(|a| a == audience),
+        _ => false,
+    }
 }
 
 /// The hub's access keys (one or two).
@@ -127,8 +191,9 @@ impl AccessKeys {
             .join(",")
     }
 
-    /// Verify an HS256 JWT signed with either key; `exp` is required.
-    pub fn verify_token(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
+    /// Verify an HS256 JWT signed with either key; `exp` is required. This checks no audience:
+    /// callers use `verify_client_token`, `verify_api_token` or `verify_link_token`.
+    fn verify_token(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_aud = false;
         validation.leeway = 5;
@@ -153,6 +218,47 @@ impl AccessKeys {
             }
         }
         Err(last)
+    }
+
+    /// Verify a server-link token: signature and `exp` as `verify_token`, plus `aud`
+    /// `socketio-hub:link` and `"sio.link": true` (both required, so neither a minted client
+    /// token nor a REST token opens a link).
+    pub fn verify_link_token(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
+        let claims = self.verify_token(token)?;
+        if has_audience(&claims, CLIENT_AUDIENCE) {
+            return Err(TokenError::WrongKind(WrongKind::ClientTokenForServer));
+        }
+        if !has_audience(&claims, LINK_AUDIENCE) || claims.get(LINK_CLAIM) != Some(&Value::Bool(true)) {
+            return Err(TokenError::WrongKind(WrongKind::NotLinkToken));
+        }
+        Ok(claims)
+    }
+
+    /// Verify a REST API bearer token: signature and `exp`; the client and link audiences are
+    /// refused (any other `aud`, or none, is the application's own business).
+    pub fn verify_api_token(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
+        let claims = self.verify_token(token)?;
+        if has_audience(&claims, CLIENT_AUDIENCE) {
+            return Err(TokenError::WrongKind(WrongKind::ClientTokenForServer));
+        }
+        if has_audience(&claims, LINK_AUDIENCE) || claims.contains_key(LINK_CLAIM) {
+            return Err(TokenError::WrongKind(WrongKind::LinkTokenForApi));
+        }
+        Ok(claims)
+    }
+
+    /// Verify a client token (CONNECT `auth.token` or `access_token`): signature and `exp`;
+    /// server tokens (aud link or api, or any `sio.link` claim) are refused so a leaked
+    /// server token cannot be replayed as a client's identity.
+    pub fn verify_client_token(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
+        let claims = self.verify_token(token)?;
+        if has_audience(&claims, LINK_AUDIENCE)
+            || has_audience(&claims, API_AUDIENCE)
+            || claims.contains_key(LINK_CLAIM)
+        {
+            return Err(TokenError::WrongKind(WrongKind::ServerTokenForClient));
+        }
+        Ok(claims)
     }
 
     /// Sign `claims` with the primary key.
@@ -190,6 +296,51 @@ mod tests {
         no_exp.remove("exp");
         assert_eq!(a.verify_token(&a.mint(&no_exp)), Err(TokenError::NoExpiry));
         assert_eq!(a.verify_token("not.a.jwt"), Err(TokenError::Malformed));
+    }
+
+    fn signed(k: &AccessKeys, extra: Value) -> String {
+        let mut c = claims(60);
+        c.extend(extra.as_object().unwrap().clone());
+        k.mint(&c)
+    }
+
+    #[test]
+    fn link_tokens_need_the_link_audience_and_claim() {
+        let k = AccessKeys::from_keys(vec!["a".repeat(32)]);
+        let good = signed(&k, json!({ "aud": LINK_AUDIENCE, "sio.link": true }));
+        assert!(k.verify_link_token(&good).is_ok());
+        let list = signed(&k, json!({ "aud": ["x", LINK_AUDIENCE], "sio.link": true }));
+        assert!(k.verify_link_token(&list).is_ok());
+        let not_link = TokenError::WrongKind(WrongKind::NotLinkToken);
+        for extra in [
+            json!({ "sio.link": true }),
+            json!({ "aud": LINK_AUDIENCE }),
+            json!({ "aud": LINK_AUDIENCE, "sio.link": "true" }),
+            json!({ "aud": API_AUDIENCE, "sio.link": true }),
+            json!({}),
+        ] {
+            assert_eq!(k.verify_link_token(&signed(&k, extra.clone())), Err(not_link.clone()), "{extra}");
+        }
+        let client = signed(&k, json!({ "aud": [CLIENT_AUDIENCE, LINK_AUDIENCE], "sio.link": true }));
+        assert_eq!(k.verify_link_token(&client), Err(TokenError::WrongKind(WrongKind::ClientTokenForServer)));
+        assert_eq!(k.verify_link_token("x.y.z"), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn api_and_client_tokens_refuse_the_other_kinds() {
+        let k = AccessKeys::from_keys(vec!["a".repeat(32)]);
+        let link = signed(&k, json!({ "aud": LINK_AUDIENCE, "sio.link": true }));
+        let client = signed(&k, json!({ "aud": CLIENT_AUDIENCE }));
+        let api = signed(&k, json!({ "aud": API_AUDIENCE }));
+        let plain = signed(&k, json!({}));
+        assert_eq!(k.verify_api_token(&link), Err(TokenError::WrongKind(WrongKind::LinkTokenForApi)));
+        assert_eq!(k.verify_api_token(&client), Err(TokenError::WrongKind(WrongKind::ClientTokenForServer)));
+        assert!(k.verify_api_token(&api).is_ok() && k.verify_api_token(&plain).is_ok());
+        let server = TokenError::WrongKind(WrongKind::ServerTokenForClient);
+        assert_eq!(k.verify_client_token(&link), Err(server.clone()));
+        assert_eq!(k.verify_client_token(&api), Err(server.clone()));
+        assert_eq!(k.verify_client_token(&signed(&k, json!({ "sio.link": false }))), Err(server));
+        assert!(k.verify_client_token(&client).is_ok() && k.verify_client_token(&plain).is_ok());
     }
 
     #[test]

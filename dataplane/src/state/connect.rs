@@ -188,7 +188,7 @@ impl Hub {
             .get("token")
             .and_then(Value::as_str)
             .or_else(|| conn.handshake.query.get("access_token").map(String::as_str));
-        let claims = match token.map(|t| self.keys.verify_token(t)) {
+        let claims = match token.map(|t| self.keys.verify_client_token(t)) {
             Some(Ok(claims)) => claims,
             Some(Err(e)) if required => return Err(("Unauthorized", e.to_string())),
             None if required => return Err(("Unauthorized", "a token is required".into())),
