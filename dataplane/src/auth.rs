@@ -92,6 +92,30 @@ pub enum WrongKind {
     ServerTokenForClient,
 }
 
+/// The signed headers of one webhook call. The MAC covers
+/// `<timestamp>\n<ce-id>\n<ce-type>\n<ce-source>\n<raw body>`: HTTP header values cannot hold a
+/// line feed, so the fields cannot be shifted into one another.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookParts<'a> {
+    /// `ce-timestamp`: seconds since the Unix epoch.
+    pub timestamp: u64,
+    /// `ce-id`.
+    pub id: &'a str,
+    /// `ce-type`.
+    pub kind: &'a str,
+    /// `ce-source`.
+    pub source: &'a str,
+}
+
+impl WebhookParts<'_> {
+    fn feed(&self, mac: &mut Hmac<Sha256>) {
+        for field in [self.timestamp.to_string().as_str(), self.id, self.kind, self.source] {
+            mac.update(field.as_bytes());
+            mac.update(b"\n");
+        }
+    }
+}
+
 /// The body of the link endpoint's 401 for `e`: what the SDK's operator must fix.
 pub fn link_refusal(e: &TokenError) -> String {
     match e {
@@ -177,15 +201,18 @@ impl AccessKeys {
         format!("Endpoint={endpoint};AccessKey={};", self.primary())
     }
 
-    /// `sha256=<hex>` per key, comma-separated: the webhook signature header.
-    pub fn sign(&self, body: &[u8]) -> String {
+    /// The webhook `ce-signature` header: `v1=<hex>` per key (primary first), comma-separated,
+    /// each an HMAC-SHA256 of `signed_webhook_payload(..)`. Binding the timestamp and the `ce-*`
+    /// headers lets a receiver refuse stale, replayed and re-labelled calls (docs/webhooks.md).
+    pub fn sign_webhook(&self, parts: &WebhookParts<'_>, body: &[u8]) -> String {
         self.keys
             .iter()
             .map(|k| {
                 // HMAC accepts keys of any length.
                 let mut mac = Hmac::<Sha256>::new_from_slice(k.as_bytes()).expect("any key length");
+                parts.feed(&mut mac);
                 mac.update(body);
-                format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+                format!("v1={}", hex::encode(mac.finalize().into_bytes()))
             })
             .collect::<Vec<_>>()
             .join(",")
@@ -344,12 +371,32 @@ mod tests {
     }
 
     #[test]
-    fn signatures_cover_every_key() {
+    fn signatures_cover_every_key_the_headers_and_the_body() {
         let k = AccessKeys::from_keys(vec!["key-one-0123456789".into(), "key-two-0123456789".into()]);
-        let sig = k.sign(b"{}");
-        let parts: Vec<_> = sig.split(',').collect();
-        assert_eq!(parts.len(), 2);
-        assert!(parts.iter().all(|p| p.starts_with("sha256=") && p.len() == 71));
+        let parts = WebhookParts {
+            timestamp: 1795644339,
+            id: "/socketio-hub/n-ab-1",
+            kind: "socketio.event",
+            source: "/socketio-hub/n",
+        };
+        let sig = k.sign_webhook(&parts, b"{}");
+        let each: Vec<_> = sig.split(',').collect();
+        assert_eq!(each.len(), 2);
+        assert!(each.iter().all(|p| p.starts_with("v1=") && p.len() == 67));
+        // The MAC is over exactly the documented string (what the Node/Python verifiers build).
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"key-one-0123456789").unwrap();
+        mac.update(b"1795644339\n/socketio-hub/n-ab-1\nsocketio.event\n/socketio-hub/n\n{}");
+        assert_eq!(each[0], format!("v1={}", hex::encode(mac.finalize().into_bytes())));
+        // Every signed field changes it.
+        for other in [
+            WebhookParts { timestamp: 1795644340, ..parts },
+            WebhookParts { id: "/socketio-hub/n-ab-2", ..parts },
+            WebhookParts { kind: "socketio.connect", ..parts },
+            WebhookParts { source: "/socketio-hub/m", ..parts },
+        ] {
+            assert_ne!(k.sign_webhook(&other, b"{}"), sig, "{other:?}");
+        }
+        assert_ne!(k.sign_webhook(&parts, b"{ }"), sig);
         assert_eq!(k.connection_string("http://h:1"), "Endpoint=http://h:1;AccessKey=key-one-0123456789;");
     }
 }

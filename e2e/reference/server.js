@@ -102,14 +102,18 @@ function fromWire(v) {
 // ---- webhooks ----
 async function webhook(type, body) {
   const text = JSON.stringify(body);
-  const sig = keys.map((k) => `sha256=${crypto.createHmac('sha256', k).update(text).digest('hex')}`).join(',');
+  const ts = String(Math.floor(Date.now() / 1000));
+  const id = crypto.randomUUID();
+  const source = 'socketio-hub-reference';
+  const signed = `${ts}\n${id}\nsocketio.${type}\n${source}\n${text}`;
+  const sig = keys.map((k) => `v1=${crypto.createHmac('sha256', k).update(signed).digest('hex')}`).join(',');
   const res = await fetch(cfg.upstream.webhook_url, {
     method: 'POST',
     body: text,
     signal: AbortSignal.timeout(cfg.upstream.webhook_timeout_ms),
     headers: {
       'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-type': `socketio.${type}`,
-      'ce-id': crypto.randomUUID(), 'ce-source': 'socketio-hub-reference', 'ce-time': new Date().toISOString(),
+      'ce-id': id, 'ce-source': source, 'ce-time': new Date().toISOString(), 'ce-timestamp': ts,
       'ce-signature': sig,
     },
   });
