@@ -101,6 +101,18 @@ impl Hub {
         if sio(conn).socket(&nsp).is_some() {
             return None;
         }
+        if let Some(hit) =
+            self.engine.limits().and_then(|l| l.check_namespaces(sio(conn).sockets().len()).err())
+        {
+            self.reject(
+                conn,
+                &nsp,
+                "limit",
+                &hit.to_string(),
+                Some(&serde_json::json!({ "reason": hit.label() })),
+            );
+            return None;
+        }
         let claims = match self.client_claims(conn, &auth, &nsp) {
             Ok(c) => c,
             Err((message, reason)) => {
