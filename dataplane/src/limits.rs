@@ -107,9 +107,18 @@ impl Bucket {
     }
 }
 
-/// The inbound buckets of one connection (a field of `engine::Conn`): packets and bytes.
+/// The inbound buckets of one connection (a field of `engine::Conn`): packets and bytes, and
+/// whether the connection already went over (it is being closed; later packets are refused
+/// without being counted again).
 #[derive(Debug, Default)]
-pub struct InboundBucket(Mutex<Option<(Bucket, Bucket)>>);
+pub struct InboundBucket(Mutex<Option<InboundState>>);
+
+#[derive(Debug)]
+struct InboundState {
+    packets: Bucket,
+    bytes: Bucket,
+    tripped: bool,
+}
 
 struct IpEntry {
     sessions: u32,
@@ -254,12 +263,19 @@ impl Limits {
             _ => 1,
         } as f64;
         let (p_rate, b_rate) = (f64::from(pps), bps as f64);
-        let mut state = bucket.0.lock();
-        let (packets, bytes_bucket) = state
-            .get_or_insert_with(|| (Bucket::full(2.0 * p_rate, now_ms), Bucket::full(2.0 * b_rate, now_ms)));
-        let ok = (pps == 0 || packets.take(p_rate, 2.0 * p_rate, 1.0, now_ms))
-            && (bps == 0 || bytes_bucket.take(b_rate, 2.0 * b_rate, bytes, now_ms));
+        let mut guard = bucket.0.lock();
+        let state = guard.get_or_insert_with(|| InboundState {
+            packets: Bucket::full(2.0 * p_rate, now_ms),
+            bytes: Bucket::full(2.0 * b_rate, now_ms),
+            tripped: false,
+        });
+        if state.tripped {
+            return false;
+        }
+        let ok = (pps == 0 || state.packets.take(p_rate, 2.0 * p_rate, 1.0, now_ms))
+            && (bps == 0 || state.bytes.take(b_rate, 2.0 * b_rate, bytes, now_ms));
         if !ok {
+            state.tripped = true;
             self.refused(LimitHit::InboundRate);
         }
         ok
@@ -477,17 +493,23 @@ mod tests {
         }
         assert!(!l.inbound_ok(&b, &msg, ms(start)));
         tokio::time::advance(std::time::Duration::from_millis(100)).await;
-        assert!(l.inbound_ok(&b, &msg, ms(start)), "10/s: one more after 100 ms");
-        assert_eq!(refusals(&l, "inbound_rate"), 1);
+        assert!(!l.inbound_ok(&b, &msg, ms(start)), "once over, the connection stays refused (it is closing)");
+        assert_eq!(refusals(&l, "inbound_rate"), 1, "and it is counted once");
+        let b2 = InboundBucket::default();
+        for _ in 0..20 {
+            assert!(l.inbound_ok(&b2, &msg, ms(start)));
+        }
+        tokio::time::advance(std::time::Duration::from_millis(100)).await;
+        assert!(l.inbound_ok(&b2, &msg, ms(start)), "10/s: one more after 100 ms");
 
         let l = limits(|c| c.bytes_per_second = 1000);
         let b = InboundBucket::default();
         let big = "x".repeat(1500);
         assert!(l.inbound_ok(&b, &Packet::Message(&big), ms(start)), "2000 - 1500 = 500 left");
         assert!(l.inbound_ok(&b, &Packet::Message(&big), ms(start)), "500 left: passes, -1000");
-        assert!(!l.inbound_ok(&b, &Packet::Message(&big), ms(start)), "in debt");
         tokio::time::advance(std::time::Duration::from_millis(1010)).await;
         assert!(l.inbound_ok(&b, &Packet::Message(&big), ms(start)), "debt repaid after 1 s");
+        assert!(!l.inbound_ok(&b, &Packet::Message(&big), ms(start)), "in debt again");
         let off = limits(|_| {});
         assert!((0..10_000).all(|_| off.inbound_ok(&b, &msg, ms(start))));
     }
