@@ -11,13 +11,14 @@
 //
 //   node bench/flood/flood.js [--rate 2000] [--seconds 10] [--clients 50] [--warmup 2]
 //   env SETUPS=1,2,3 (which of the three), HUB_BIN (default target/release/socketio-hub; a release build), HUB_CPU / GEN_CPU
-//   (taskset cores for the hub and for the clients + flooder, default 0 / 1); e2e node_modules.
+//   (taskset cores for the hub and for the clients + flooder, default 0 / 1; the flooder runs at
+//   nice 19 so it only gets what the measuring clients leave); e2e node_modules.
 // Prints one JSON line per setup and a Markdown table.
 
 const path = require('node:path');
 const fs = require('node:fs');
 const os = require('node:os');
-const { spawn } = require('node:child_process');
+const { spawn, execFileSync } = require('node:child_process');
 
 const REPO = path.resolve(__dirname, '..', '..');
 const { io } = require(path.join(REPO, 'e2e', 'node_modules', 'socket.io-client'));
@@ -90,7 +91,9 @@ async function measure(name, { flood, limits }) {
   })));
   let flooder = null;
   if (flood) {
-    flooder = await spawnUntil('taskset', ['-c', GEN_CPU, process.execPath, path.join(__dirname, 'flooder.js'), hub.url], /flooder ready/);
+    // Niced on the clients' core: it takes all the CPU they leave, but cannot delay them (so
+    // what the clients measure is the hub, not a contended generator).
+    flooder = await spawnUntil('nice', ['-n', '19', 'taskset', '-c', GEN_CPU, process.execPath, path.join(__dirname, 'flooder.js'), hub.url], /flooder ready/);
   }
   const samples = [];
   let sent = 0;
@@ -159,6 +162,7 @@ async function measure(name, { flood, limits }) {
 }
 
 (async () => {
+  execFileSync('taskset', ['-p', '-c', GEN_CPU, String(process.pid)], { stdio: 'ignore' });
   if (!fs.existsSync(HUB_BIN)) throw new Error(`no hub binary at ${HUB_BIN}: cargo build --release -p socketio-hub, or set HUB_BIN`);
   const setups = [
     ['no flooder', { flood: false, limits: null }],

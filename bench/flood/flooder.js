@@ -45,8 +45,10 @@ function connect() {
     else if (text.startsWith('40')) {
       stats.opened++;
       if (!announced) { announced = true; process.stdout.write('flooder ready\n'); }
+      // At most 256 sends per turn of the event loop: once the hub drops the connection,
+      // bufferedAmount stops growing and only the event loop can deliver the 'close'.
       const pump = () => {
-        while (ws.readyState === WebSocket.OPEN && ws.bufferedAmount < 1 << 20) {
+        for (let i = 0; i < 256 && ws.readyState === WebSocket.OPEN && ws.bufferedAmount < 1 << 20; i++) {
           ws.send(packet);
           stats.sent++;
         }

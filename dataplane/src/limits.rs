@@ -493,7 +493,10 @@ mod tests {
         }
         assert!(!l.inbound_ok(&b, &msg, ms(start)));
         tokio::time::advance(std::time::Duration::from_millis(100)).await;
-        assert!(!l.inbound_ok(&b, &msg, ms(start)), "once over, the connection stays refused (it is closing)");
+        assert!(
+            !l.inbound_ok(&b, &msg, ms(start)),
+            "once over, the connection stays refused (it is closing)"
+        );
         assert_eq!(refusals(&l, "inbound_rate"), 1, "and it is counted once");
         let b2 = InboundBucket::default();
         for _ in 0..20 {
