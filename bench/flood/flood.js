@@ -12,7 +12,8 @@
 //   node bench/flood/flood.js [--rate 2000] [--seconds 10] [--clients 50] [--warmup 2]
 //   env SETUPS=1,2,3 (which of the three), HUB_BIN (default target/release/socketio-hub; a release build), HUB_CPU / GEN_CPU
 //   (taskset cores for the hub and for the clients + flooder, default 0 / 1; the flooder runs at
-//   nice 19 so it only gets what the measuring clients leave); e2e node_modules.
+//   nice 19 so it only gets what the measuring clients leave), SCHED=rr|normal (default rr as
+//   root: hub and clients under `chrt -r 1`, as bench/run.sh); e2e node_modules.
 // Prints one JSON line per setup and a Markdown table.
 
 const path = require('node:path');
@@ -33,6 +34,10 @@ const CLIENTS = arg('clients', 50);
 const WARMUP = arg('warmup', 2);
 const HUB_BIN = process.env.HUB_BIN || path.join(process.env.CARGO_TARGET_DIR || path.join(REPO, 'target'), 'release', 'socketio-hub');
 const HUB_CPU = process.env.HUB_CPU || '0';
+// As bench/run.sh: as root, the hub and the measuring clients run SCHED_RR (other work on a
+// shared machine then cannot delay their wake-ups); the flooder never does.
+const RT = process.env.SCHED ? process.env.SCHED === 'rr' : process.getuid && process.getuid() === 0;
+const PRIO = RT ? ['chrt', '-r', '1'] : [];
 const GEN_CPU = process.env.GEN_CPU || '1';
 const LIMITS = {
   packets_per_second: 200, // 10× what a well-behaved client here sends
@@ -66,7 +71,8 @@ async function startHub(limits) {
   let toml = 'demo_page = false\n[log]\nlevel = "warn"\n[[permissions]]\nnamespace = "/"\njoin = ["*"]\nemit = ["*"]\n';
   if (limits) toml += `[limits]\n${Object.entries(limits).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`;
   fs.writeFileSync(conf, toml);
-  const hub = await spawnUntil('taskset', ['-c', HUB_CPU, HUB_BIN, '--config', conf, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], /socketio-hub ready clients=(\S+) admin=(\S+)/);
+  const [cmd, ...pre] = [...PRIO, 'taskset'];
+  const hub = await spawnUntil(cmd, [...pre, '-c', HUB_CPU, HUB_BIN, '--config', conf, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], /socketio-hub ready clients=(\S+) admin=(\S+)/);
   return { url: `http://${hub.m[1]}`, admin: `http://${hub.m[2]}`, stop: () => hub.child.kill('SIGKILL') };
 }
 
@@ -93,7 +99,8 @@ async function measure(name, { flood, limits }) {
   if (flood) {
     // Niced on the clients' core: it takes all the CPU they leave, but cannot delay them (so
     // what the clients measure is the hub, not a contended generator).
-    flooder = await spawnUntil('nice', ['-n', '19', 'taskset', '-c', GEN_CPU, process.execPath, path.join(__dirname, 'flooder.js'), hub.url], /flooder ready/);
+    // (`chrt -o 0`: children inherit this process's SCHED_RR otherwise.)
+    flooder = await spawnUntil('chrt', ['-o', '0', 'nice', '-n', '19', 'taskset', '-c', GEN_CPU, process.execPath, path.join(__dirname, 'flooder.js'), hub.url], /flooder ready/);
   }
   const samples = [];
   let sent = 0;
@@ -163,6 +170,7 @@ async function measure(name, { flood, limits }) {
 
 (async () => {
   execFileSync('taskset', ['-p', '-c', GEN_CPU, String(process.pid)], { stdio: 'ignore' });
+  if (RT) execFileSync('chrt', ['-r', '-p', '1', String(process.pid)], { stdio: 'ignore' });
   if (!fs.existsSync(HUB_BIN)) throw new Error(`no hub binary at ${HUB_BIN}: cargo build --release -p socketio-hub, or set HUB_BIN`);
   const setups = [
     ['no flooder', { flood: false, limits: null }],
