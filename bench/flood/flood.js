@@ -11,9 +11,9 @@
 //
 //   node bench/flood/flood.js [--rate 2000] [--seconds 10] [--clients 50] [--warmup 2]
 //   env SETUPS=1,2,3 (which of the three), HUB_BIN (default target/release/socketio-hub; a release build), HUB_CPU / GEN_CPU
-//   (taskset cores for the hub and for the clients + flooder, default 0 / 1; the flooder runs at
-//   nice 19 so it only gets what the measuring clients leave), SCHED=rr|normal (default rr as
-//   root: hub and clients under `chrt -r 1`, as bench/run.sh); e2e node_modules.
+//   (taskset cores for the hub and for the clients + flooder, default 0 / 1), SCHED=rr|normal
+//   (default rr as root: hub and clients under `chrt -r 1`, as bench/run.sh, so the flooder,
+//   at normal priority on the clients' core, only gets the CPU they leave); e2e node_modules.
 // Prints one JSON line per setup and a Markdown table.
 
 const path = require('node:path');
@@ -40,9 +40,9 @@ const RT = process.env.SCHED ? process.env.SCHED === 'rr' : process.getuid && pr
 const PRIO = RT ? ['chrt', '-r', '1'] : [];
 const GEN_CPU = process.env.GEN_CPU || '1';
 const LIMITS = {
-  packets_per_second: 200, // 10× what a well-behaved client here sends
-  bytes_per_second: 200000,
-  handshakes_per_second_per_ip: 5,
+  packets_per_second: 100, // 2.5× what a well-behaved client sends at the default rate (40/s)
+  bytes_per_second: 1000000, // 1 MB/s per connection
+  handshakes_per_second_per_ip: 1,
   connections_per_ip: 4,
   trusted_proxy_header: '"x-forwarded-for"',
 };
@@ -73,7 +73,14 @@ async function startHub(limits) {
   fs.writeFileSync(conf, toml);
   const [cmd, ...pre] = [...PRIO, 'taskset'];
   const hub = await spawnUntil(cmd, [...pre, '-c', HUB_CPU, HUB_BIN, '--config', conf, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], /socketio-hub ready clients=(\S+) admin=(\S+)/);
-  return { url: `http://${hub.m[1]}`, admin: `http://${hub.m[2]}`, stop: () => hub.child.kill('SIGKILL') };
+  return { url: `http://${hub.m[1]}`, admin: `http://${hub.m[2]}`, pid: hub.child.pid, stop: () => hub.child.kill('SIGKILL') };
+}
+
+/** CPU seconds (user + system) the process `pid` has used so far. */
+function cpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
 function percentile(sorted, p) {
@@ -97,11 +104,12 @@ async function measure(name, { flood, limits }) {
   })));
   let flooder = null;
   if (flood) {
-    // Niced on the clients' core: it takes all the CPU they leave, but cannot delay them (so
-    // what the clients measure is the hub, not a contended generator).
-    // (`chrt -o 0`: children inherit this process's SCHED_RR otherwise.)
-    flooder = await spawnUntil('chrt', ['-o', '0', 'nice', '-n', '19', 'taskset', '-c', GEN_CPU, process.execPath, path.join(__dirname, 'flooder.js'), hub.url], /flooder ready/);
+    // On the clients' core at normal priority: with the clients under SCHED_RR it takes all the
+    // CPU they leave but cannot delay them (what they measure is the hub, not a contended
+    // generator). `chrt -o 0`: children inherit this process's SCHED_RR otherwise.
+    flooder = await spawnUntil('chrt', ['-o', '0', 'taskset', '-c', GEN_CPU, process.execPath, path.join(__dirname, 'flooder.js'), hub.url], /flooder ready/);
   }
+  const cpuBefore = cpuSeconds(hub.pid);
   const samples = [];
   let sent = 0;
   let lost = 0;
@@ -128,6 +136,7 @@ async function measure(name, { flood, limits }) {
     };
     tick();
   });
+  const hubCpu = (cpuSeconds(hub.pid) - cpuBefore) / (WARMUP + SECONDS);
   await new Promise((r) => setTimeout(r, 1000)); // let the last acks arrive
   let floodStats = null;
   if (flooder) {
@@ -163,14 +172,15 @@ async function measure(name, { flood, limits }) {
     flood_refused_handshakes: floodStats ? floodStats.refused : 0,
     hub_rate_limited_closes: closedRateLimited,
     hub_limit_refusals: refused,
+    hub_cpu_cores: Math.round(hubCpu * 100) / 100,
   };
   console.log(JSON.stringify(result));
   return result;
 }
 
 (async () => {
-  execFileSync('taskset', ['-p', '-c', GEN_CPU, String(process.pid)], { stdio: 'ignore' });
-  if (RT) execFileSync('chrt', ['-r', '-p', '1', String(process.pid)], { stdio: 'ignore' });
+  execFileSync('taskset', ['-a', '-p', '-c', GEN_CPU, String(process.pid)], { stdio: 'ignore' });
+  if (RT) execFileSync('chrt', ['-a', '-r', '-p', '1', String(process.pid)], { stdio: 'ignore' });
   if (!fs.existsSync(HUB_BIN)) throw new Error(`no hub binary at ${HUB_BIN}: cargo build --release -p socketio-hub, or set HUB_BIN`);
   const setups = [
     ['no flooder', { flood: false, limits: null }],
@@ -183,9 +193,9 @@ async function measure(name, { flood, limits }) {
   for (const [i, [name, opts]] of setups.entries()) {
     if (only.includes(i + 1)) runs.push(await measure(name, opts));
   }
-  console.log(`\n| setup | acked | p50 µs | p90 µs | p99 µs | max µs | flood packets sent | flooder connections (refused) |\n| --- | --- | --- | --- | --- | --- | --- | --- |`);
+  console.log(`\n| setup | acked | p50 µs | p90 µs | p99 µs | max µs | flood packets sent | flooder sessions (refused) | hub CPU (cores) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |`);
   for (const r of runs) {
-    console.log(`| ${r.setup} | ${r.acked}/${r.sent} | ${r.p50_us} | ${r.p90_us} | ${r.p99_us} | ${r.max_us} | ${r.flood_packets_sent} | ${r.flood_connections} (${r.flood_refused_handshakes}) |`);
+    console.log(`| ${r.setup} | ${r.acked}/${r.sent} | ${r.p50_us} | ${r.p90_us} | ${r.p99_us} | ${r.max_us} | ${r.flood_packets_sent} | ${r.flood_connections} (${r.flood_refused_handshakes}) | ${r.hub_cpu_cores} |`);
   }
   process.exit(0);
 })().catch((e) => { console.error(e); process.exit(1); });
