@@ -48,6 +48,8 @@ pub struct HubConfig {
     pub demo_page: bool,
     /// Multi-node settings (see the cluster docs); ignored when `seeds` is empty.
     pub cluster: ClusterConfig,
+    /// Abuse limits (per client IP, per connection, per socket). All off by default.
+    pub limits: LimitsConfig,
     /// Logging.
     pub log: LogConfig,
     /// How long a SIGTERM drain waits for clients to leave before closing them. Default 10000 ms.
@@ -75,6 +77,7 @@ impl Default for HubConfig {
             permissions: Vec::new(),
             demo_page: true,
             cluster: ClusterConfig::default(),
+            limits: LimitsConfig::default(),
             log: LogConfig::default(),
             shutdown_grace_ms: 10_000,
             drain_period_ms: 5_000,
@@ -300,6 +303,57 @@ pub struct ClusterConfig {
 
 /// Shortest cluster secret accepted, in bytes (after trimming surrounding whitespace).
 pub const MIN_CLUSTER_SECRET_LEN: usize = 32;
+
+/// Abuse limits. Every limit is off (0) by default; each refusal or close is counted in
+/// `socketio_hub_limit_refusals_total{limit}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Most concurrent Engine.IO sessions (client connections, any transport) from one client
+    /// IP; more are refused with HTTP 429. 0 = unlimited. Default 0.
+    pub connections_per_ip: u32,
+    /// Most new sessions (handshakes) per second from one client IP, with bursts of the same
+    /// size; more are refused with HTTP 429. 0 = unlimited. Default 0.
+    pub handshakes_per_second_per_ip: u32,
+    /// Request header holding the client IP when the hub is behind a proxy you trust
+    /// (`x-forwarded-for`, `x-real-ip`). Unset: the TCP peer address. Only set it when every
+    /// client request comes through that proxy, or clients can pick their own IP. Default unset.
+    pub trusted_proxy_header: Option<String>,
+    /// Which entry of a comma-separated `trusted_proxy_header` is the client, counted from the
+    /// right (1 = the last, the one your proxy appended). Default 1.
+    pub trusted_proxy_hops: usize,
+    /// Most distinct client IPs (IPv6: /64 prefixes) tracked for the per-IP limits; at the
+    /// bound, idle entries are evicted, and a new IP is refused when none is idle. Default 100000.
+    pub max_tracked_ips: usize,
+    /// Most inbound Engine.IO packets per second on one connection (bursts up to twice that);
+    /// beyond it the connection is closed (`rate_limited`). 0 = unlimited. Default 0.
+    pub packets_per_second: u32,
+    /// Most inbound message bytes per second on one connection (bursts up to twice that);
+    /// beyond it the connection is closed (`rate_limited`). 0 = unlimited. Default 0.
+    pub bytes_per_second: u64,
+    /// Most rooms one socket may be in (its own id room not counted); a join past it is refused
+    /// whole. 0 = unlimited. Default 0.
+    pub rooms_per_socket: usize,
+    /// Most namespaces one connection may join at once; another CONNECT gets CONNECT_ERROR.
+    /// 0 = unlimited. Default 0.
+    pub namespaces_per_connection: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            connections_per_ip: 0,
+            handshakes_per_second_per_ip: 0,
+            trusted_proxy_header: None,
+            trusted_proxy_hops: 1,
+            max_tracked_ips: 100_000,
+            packets_per_second: 0,
+            bytes_per_second: 0,
+            rooms_per_socket: 0,
+            namespaces_per_connection: 0,
+        }
+    }
+}
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

@@ -69,3 +69,37 @@ fn the_cluster_secret_has_a_minimum_length_and_one_source() {
     c.cluster.secret = None;
     c.validate().unwrap();
 }
+
+#[test]
+fn limits_are_off_by_default_and_validated() {
+    let c = HubConfig::from_toml(
+        "[limits]\nconnections_per_ip = 20\ntrusted_proxy_header = \"x-forwarded-for\"\n",
+    )
+    .unwrap();
+    assert_eq!((c.limits.connections_per_ip, c.limits.trusted_proxy_hops), (20, 1));
+    c.validate().unwrap();
+    let d = LimitsConfig::default();
+    assert_eq!(
+        (d.connections_per_ip, d.handshakes_per_second_per_ip, d.packets_per_second, d.bytes_per_second),
+        (0, 0, 0, 0)
+    );
+    assert_eq!((d.rooms_per_socket, d.namespaces_per_connection, d.trusted_proxy_header), (0, 0, None));
+
+    let mut bad = HubConfig::default();
+    bad.limits.trusted_proxy_header = Some("X Forwarded".into());
+    bad.limits.trusted_proxy_hops = 0;
+    bad.limits.max_tracked_ips = 0;
+    bad.engine.max_sessions = 10;
+    bad.limits.connections_per_ip = 11;
+    let ConfigError::Invalid(problems) = bad.validate().unwrap_err() else { panic!("expected Invalid") };
+    let fields: Vec<_> = problems.iter().map(|p| p.field).collect();
+    assert_eq!(
+        fields,
+        [
+            "limits.trusted_proxy_header",
+            "limits.trusted_proxy_hops",
+            "limits.max_tracked_ips",
+            "limits.connections_per_ip"
+        ]
+    );
+}

@@ -108,6 +108,31 @@ impl HubConfig {
         if u.webhook_timeout_ms == 0 || u.webhook_max_in_flight == 0 {
             bad("upstream", "webhook_timeout_ms and webhook_max_in_flight must be above 0".into());
         }
+        let l = &self.limits;
+        if let Some(h) = &l.trusted_proxy_header {
+            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if h.is_empty() || !h.chars().all(token) {
+                bad(
+                    "limits.trusted_proxy_header",
+                    format!("{h:?} is not an HTTP header name (like \"x-forwarded-for\")"),
+                );
+            }
+        }
+        if l.trusted_proxy_hops == 0 || l.trusted_proxy_hops > 16 {
+            bad("limits.trusted_proxy_hops", format!("{} is outside 1..=16", l.trusted_proxy_hops));
+        }
+        if l.max_tracked_ips == 0 {
+            bad("limits.max_tracked_ips", "must be at least 1".into());
+        }
+        if l.connections_per_ip as usize > self.engine.max_sessions {
+            bad(
+                "limits.connections_per_ip",
+                format!(
+                    "{} is above engine.max_sessions ({}); use 0 for unlimited",
+                    l.connections_per_ip, self.engine.max_sessions
+                ),
+            );
+        }
         if self.auth.access_keys.len() > 2 {
             bad(
                 "auth.access_keys",

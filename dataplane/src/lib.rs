@@ -11,6 +11,7 @@ pub mod demo;
 pub mod engine;
 pub mod frame;
 pub mod ids;
+pub mod limits;
 pub mod metrics;
 pub mod ops;
 pub mod state;
@@ -131,6 +132,7 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
     };
     let engine =
         Engine::new(EngineSettings::for_hub(&config), NodeTag::derive(&node, generation), metrics.clone());
+    engine.set_limits(Arc::new(limits::Limits::new(&config.limits, metrics.clone())));
     let hub = Hub::new(config.clone(), engine.clone(), dispatch, metrics, keys);
 
     let listener =

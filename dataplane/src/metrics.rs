@@ -51,6 +51,10 @@ pub struct Metrics {
     pub client_commands: IntCounterVec,
     /// Failed `accept()` calls.
     pub accept_errors: IntCounter,
+    /// Abuse-limit refusals and closes, by limit (`crate::limits::LimitHit::label`).
+    pub limit_refusals: IntCounterVec,
+    /// Client IPs (IPv6 /64s) tracked by the per-IP limits.
+    pub limit_tracked_ips: IntGauge,
 }
 
 impl Default for Metrics {
@@ -134,6 +138,16 @@ impl Metrics {
             rest_requests: counter_vec("rest_requests_total", "REST API requests.", &["route", "status"]),
             client_commands: counter_vec("client_commands_total", "Client hub: commands.", &["result"]),
             accept_errors: counter("accept_errors_total", "Failed accept() calls."),
+            limit_refusals: counter_vec(
+                "limit_refusals_total",
+                "Abuse-limit refusals (429s, CONNECT_ERRORs, refused joins) and rate-limit closes.",
+                &["limit"],
+            ),
+            limit_tracked_ips: reg(
+                &r,
+                IntGauge::new("limit_tracked_ips", "Client IPs tracked by the per-IP limits.")
+                    .expect("valid metric"),
+            ),
             registry: r,
         }
     }

@@ -657,7 +657,7 @@ async fn minted_tokens_admit_clients_and_carry_their_grants() {
             "expiresInSeconds: must be between 1 and 2592000",
         ),
         (json!({ "expiresInSeconds": 60 }), "userId: is required"),
-        (json!({ "userId": "u", "claims": { "exp": 1 } }), "claims.exp: is set by the hub"),
+        (json!({ "userId": "u", "claims": { "exp": 1 } }), "claims.exp: is reserved"),
         (
             json!({ "userId": "u", "namespaces": ["chat"] }),
             "namespaces[0]: \"chat\" is not a namespace pattern",

@@ -1,7 +1,9 @@
 'use strict';
 // A small serverless application for the e2e tests: it receives the hub's webhooks (verifying
-// their CloudEvents headers and HMAC signatures), answers them as each test tells it to, and
-// calls the hub's REST API with an access-key JWT.
+// each with the documented verifier, verify.js: signature over timestamp, ce-id, ce-type,
+// ce-source and body; timestamp tolerance; replayed ids), answers them as each test tells it
+// to, and calls the hub's REST API with an access-key JWT. With `enforce`, a call the verifier
+// refuses is answered 401 `{"message": <reason>}` and never reaches a handler.
 //
 // Run alone (`node e2e/app/app.js --port 4000 --key <access key>`) it is an echo app: it accepts
 // every connection and acks every event with its own arguments.
@@ -9,15 +11,18 @@
 const crypto = require('node:crypto');
 const http = require('node:http');
 const { signJwt, withTimeout, WAIT_MS } = require('../harness/client');
+const { verifyWebhook } = require('./verify');
 
-/** Verify a `ce-signature` header against the raw body; returns the keys that match, in order. */
-function verifySignature(header, raw, keys) {
-  const parts = String(header || '').split(',').map((s) => s.trim());
-  return parts.map((p) => {
-    const m = /^sha256=([0-9a-f]{64})$/.exec(p);
+/** Which key made each `v1=` entry of `ce-signature` (null for none), in order. */
+function signedBy(headers, raw, keys) {
+  const signed = Buffer.concat([
+    Buffer.from(`${headers['ce-timestamp']}\n${headers['ce-id']}\n${headers['ce-type']}\n${headers['ce-source']}\n`), raw,
+  ]);
+  return String(headers['ce-signature'] || '').split(',').map((p) => {
+    const m = /^v1=([0-9a-f]{64})$/.exec(p.trim());
     if (!m) return null;
     const got = Buffer.from(m[1], 'hex');
-    return keys.find((k) => crypto.timingSafeEqual(got, crypto.createHmac('sha256', k).update(raw).digest())) || null;
+    return keys.find((k) => crypto.timingSafeEqual(got, crypto.createHmac('sha256', k).update(signed).digest())) || null;
   });
 }
 
@@ -42,11 +47,14 @@ function toWire(v) {
  * Start the app. `handlers[type](body, call)` returns `{ status, body }` (body: object, string or
  * undefined) or a promise of it; the defaults accept connections and ack events with [].
  */
-async function startApp({ keys, handlers = {}, port = 0 } = {}) {
+async function startApp({ keys, handlers = {}, port = 0, enforce = false } = {}) {
   const calls = [];
+  const seen = new Map();
   const waiters = [];
   const app = {
     calls,
+    /** Every call's verdict (null = genuine), refused ones included, in arrival order. */
+    verdicts: [],
     handlers: {
       connect: () => ({ status: 200, body: {} }),
       connected: () => ({ status: 204 }),
@@ -68,10 +76,17 @@ async function startApp({ keys, handlers = {}, port = 0 } = {}) {
       const raw = Buffer.concat(chunks);
       let body = null;
       try { body = JSON.parse(raw.toString('utf8')); } catch { /* recorded as null */ }
+      const verdict = keys ? verifyWebhook(req.headers, raw, keys, seen) : null;
       const call = {
-        method: req.method, url: req.url, headers: req.headers, raw, body,
-        signedBy: keys ? verifySignature(req.headers['ce-signature'], raw, keys) : [],
+        method: req.method, url: req.url, headers: req.headers, raw, body, verdict,
+        signedBy: keys ? signedBy(req.headers, raw, keys) : [],
       };
+      app.verdicts.push(verdict);
+      if (enforce && verdict !== null) {
+        res.writeHead(401, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ message: verdict }));
+        return;
+      }
       calls.push(call);
       for (let i = waiters.length - 1; i >= 0; i -= 1) {
         const w = waiters[i];
@@ -112,7 +127,7 @@ async function rest(hub, method, path, body, { key, token, raw } = {}) {
   return { status: res.status, body: parsed, headers: res.headers };
 }
 
-module.exports = { startApp, rest, verifySignature, fromWire, toWire };
+module.exports = { startApp, rest, signedBy, fromWire, toWire };
 
 if (require.main === module) {
   const arg = (n, d) => { const i = process.argv.indexOf(n); return i >= 0 ? process.argv[i + 1] : d; };

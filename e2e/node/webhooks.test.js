@@ -5,16 +5,22 @@
 const { test, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
-const { startHub, ACCESS_KEY, SECOND_KEY } = require('../harness/hub');
+const fs = require('node:fs');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
+const { startHub, ACCESS_KEY, SECOND_KEY, IMPL } = require('../harness/hub');
 const { Clients, call, once, connectError, signJwt } = require('../harness/client');
 const { startApp } = require('../app/app');
+const { verifyWebhook } = require('../app/verify');
 
 let app;
 let hub;
 const clients = new Clients();
 const extraHubs = [];
 before(async () => {
-  app = await startApp({ keys: [ACCESS_KEY, SECOND_KEY] });
+  // `enforce`: every call must pass the documented verifier, or the app answers 401 — so every
+  // test below also proves that genuine calls verify.
+  app = await startApp({ keys: [ACCESS_KEY, SECOND_KEY], enforce: true });
   hub = await startHub({
     upstream: { mode: 'webhook', webhook_url: app.url, webhook_timeout_ms: 3000 },
     auth: { access_keys: [ACCESS_KEY, SECOND_KEY] },
@@ -39,7 +45,9 @@ test('connect webhook: CloudEvents headers, signatures with both keys, handshake
   assert.match(c.headers['content-type'], /^application\/json/);
   assert.equal(c.headers['ce-specversion'], '1.0');
   assert.equal(c.headers['ce-type'], 'socketio.connect');
-  for (const h of ['ce-id', 'ce-source', 'ce-time']) assert.ok(c.headers[h], `${h} header`);
+  for (const h of ['ce-id', 'ce-source', 'ce-time', 'ce-timestamp']) assert.ok(c.headers[h], `${h} header`);
+  assert.ok(Math.abs(Number(c.headers['ce-timestamp']) - Date.now() / 1000) < 60, 'ce-timestamp is now, in seconds');
+  assert.equal(c.verdict, null, 'the documented verifier accepts the call');
   assert.ok(!Number.isNaN(Date.parse(c.headers['ce-time'])), 'ce-time is a timestamp');
   assert.deepEqual(c.signedBy, [ACCESS_KEY, SECOND_KEY], `ce-signature ${c.headers['ce-signature']}`);
   const b = c.body;
@@ -188,4 +196,86 @@ test('an event whose webhook fails is dropped; the socket keeps working', async 
   });
   assert.deepEqual(again, ['fine']);
   assert.ok(s.connected);
+});
+
+/** Re-send a recorded call to the app as an attacker would, with `change` applied. */
+async function resend(call, change = {}) {
+  const headers = {};
+  for (const [k, v] of Object.entries(call.headers)) {
+    if (k.startsWith('ce-') || k === 'content-type') headers[k] = v;
+  }
+  Object.assign(headers, change.headers || {});
+  const res = await fetch(app.url, { method: 'POST', headers, body: change.body || call.raw });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+test('replays, tampered headers or bodies and stale timestamps are refused by the documented verifiers', async () => {
+  const s = await clients.connect(hub.url);
+  s.emit('tell', 'once');
+  const good = await app.waitFor('event', (b) => b.sid === s.id && b.event === 'tell');
+  assert.equal(good.verdict, null, 'the genuine call was accepted');
+  const before = app.calls.length;
+
+  // Over HTTP, against the app's enforcing verifier (verify.js, the code in docs/webhooks.md).
+  assert.deepEqual(await resend(good), { status: 401, body: { message: 'replayed' } });
+  for (const change of [
+    { headers: { 'ce-type': 'socketio.disconnected' } },
+    { headers: { 'ce-id': `${good.headers['ce-id']}0` } }, // a fresh id does not get past the MAC
+    { headers: { 'ce-source': '/socketio-hub/elsewhere' } },
+    { headers: { 'ce-timestamp': String(Number(good.headers['ce-timestamp']) + 1) } },
+    { body: Buffer.from(good.raw.toString().replace('once', 'twice')) },
+  ]) {
+    assert.deepEqual(await resend(good, change), { status: 401, body: { message: 'bad signature' } }, JSON.stringify(change));
+  }
+  assert.equal(app.calls.length, before, 'no refused call reached a handler');
+  // Stale: the same genuine call, verified 301 s after its timestamp.
+  const later = (Number(good.headers['ce-timestamp']) + 301) * 1000;
+  assert.equal(verifyWebhook(good.headers, good.raw, [ACCESS_KEY], new Map(), { now: later }), 'stale ce-timestamp');
+  assert.equal(verifyWebhook(good.headers, good.raw, [SECOND_KEY], new Map()), null, 'either key verifies');
+  assert.equal(verifyWebhook(good.headers, good.raw, ['not-a-key-of-this-hub-0123456789'], new Map()), 'bad signature');
+
+  // The Python verifier (verify.py, the other code in docs/webhooks.md) on the same calls.
+  const asCall = (c, over = {}) => JSON.stringify({
+    headers: { ...c.headers, ...(over.headers || {}) }, body: Buffer.from(over.body || c.raw).toString('base64'),
+    keys: over.keys || [ACCESS_KEY, SECOND_KEY], now: over.now,
+  });
+  const lines = [
+    asCall(good),
+    asCall(good),
+    asCall(good, { headers: { 'ce-type': 'socketio.connect', 'ce-id': 'fresh' } }),
+    asCall(good, { body: Buffer.from('{}') }),
+    asCall(good, { now: Number(good.headers['ce-timestamp']) + 301 }),
+    asCall(good, { keys: ['not-a-key-of-this-hub-0123456789'] }),
+  ];
+  const out = execFileSync('python3', [path.join(__dirname, '..', 'app', 'verify_cli.py')], { input: `${lines.join('\n')}\n` });
+  // (The Python verifier keeps its own table of seen ids, so the first line is fresh to it.)
+  assert.deepEqual(out.toString().trim().split('\n').map((l) => JSON.parse(l).verdict),
+    [null, 'replayed', 'bad signature', 'bad signature', 'stale ce-timestamp', 'bad signature']);
+});
+
+test('docs/webhooks.md shows exactly the verifiers the tests run', () => {
+  const doc = fs.readFileSync(path.join(__dirname, '..', '..', 'docs', 'webhooks.md'), 'utf8');
+  for (const file of ['verify.js', 'verify.py']) {
+    const code = fs.readFileSync(path.join(__dirname, '..', 'app', file), 'utf8').replace("\nmodule.exports = { verifyWebhook };\n", '');
+    assert.ok(doc.includes(code.trim()), `docs/webhooks.md must contain e2e/app/${file} verbatim`);
+  }
+});
+
+test('ce-id is unique across restarts under the same node name', async () => {
+  const ids = [];
+  for (let i = 0; i < 2; i += 1) {
+    const h = await startHub({
+      upstream: { mode: 'webhook', webhook_url: app.url, webhook_timeout_ms: 3000 },
+      auth: { access_keys: [ACCESS_KEY, SECOND_KEY] },
+      cluster: { node_name: 'same-node' },
+    });
+    const s = await clients.connect(h.url);
+    const c = await app.waitFor('connect', (b) => b.sid === s.id);
+    if (IMPL === 'hub') assert.equal(c.headers['ce-source'], '/socketio-hub/same-node');
+    ids.push(c.headers['ce-id']);
+    s.disconnect();
+    await h.close();
+  }
+  if (IMPL === 'hub') assert.match(ids[0], /^\/socketio-hub\/same-node-[0-9a-f]{16}-1$/);
+  assert.notEqual(ids[0], ids[1], 'the second process does not reuse the first one\'s ids');
 });

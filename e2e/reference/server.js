@@ -43,6 +43,14 @@ const granted = (nsp, room, kind, claims) =>
   cfg.permissions.some((g) => matches(g.namespace, nsp) && (g[kind] || []).some((p) => matches(p, room)))
   || (Array.isArray(claims && claims[`sio.${kind}`]) && claims[`sio.${kind}`].some((p) => matches(p, room)));
 const CLIENT_AUD = 'socketio-hub:client';
+const LINK_AUD = 'socketio-hub:link';
+const API_AUD = 'socketio-hub:api';
+const RESERVED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti'];
+/** A server token (link or REST audience, or a sio.link claim) is never a client's identity. */
+const isServerToken = (c) => {
+  const auds = Array.isArray(c.aud) ? c.aud : [c.aud];
+  return auds.includes(LINK_AUD) || auds.includes(API_AUD) || 'sio.link' in c;
+};
 
 // ---- JWT (HS256) ----
 function verifyJwt(token) {
@@ -94,14 +102,18 @@ function fromWire(v) {
 // ---- webhooks ----
 async function webhook(type, body) {
   const text = JSON.stringify(body);
-  const sig = keys.map((k) => `sha256=${crypto.createHmac('sha256', k).update(text).digest('hex')}`).join(',');
+  const ts = String(Math.floor(Date.now() / 1000));
+  const id = crypto.randomUUID();
+  const source = 'socketio-hub-reference';
+  const signed = `${ts}\n${id}\nsocketio.${type}\n${source}\n${text}`;
+  const sig = keys.map((k) => `v1=${crypto.createHmac('sha256', k).update(signed).digest('hex')}`).join(',');
   const res = await fetch(cfg.upstream.webhook_url, {
     method: 'POST',
     body: text,
     signal: AbortSignal.timeout(cfg.upstream.webhook_timeout_ms),
     headers: {
       'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-type': `socketio.${type}`,
-      'ce-id': crypto.randomUUID(), 'ce-source': 'socketio-hub-reference', 'ce-time': new Date().toISOString(),
+      'ce-id': id, 'ce-source': source, 'ce-time': new Date().toISOString(), 'ce-timestamp': ts,
       'ce-signature': sig,
     },
   });
@@ -141,6 +153,7 @@ function setup(nsp) {
     const token = (socket.handshake.auth && socket.handshake.auth.token) || socket.handshake.query.access_token;
     if (token) {
       const v = verifyJwt(token);
+      if (!v.error && isServerToken(v.claims)) v.error = 'it is a server token; clients need a client token';
       if (v.error && cfg.auth.client_auth === 'required') return next(new Error(`unauthorized: ${v.error}`));
       claims = v.claims || null;
     } else if (cfg.auth.client_auth === 'required') {
@@ -262,7 +275,9 @@ async function api(req, res) {
   const v = verifyJwt(m[1]);
   if (v.error) return send(res, 401, { error: v.error });
   const aud = v.claims.aud;
-  if (aud === CLIENT_AUD || (Array.isArray(aud) && aud.includes(CLIENT_AUD))) return send(res, 401, { error: 'a client token cannot call the REST API' });
+  const auds = Array.isArray(aud) ? aud : [aud];
+  if (auds.includes(CLIENT_AUD)) return send(res, 401, { error: 'a client token cannot call the REST API' });
+  if (auds.includes(LINK_AUD) || 'sio.link' in v.claims) return send(res, 401, { error: 'a server-link token cannot call the REST API' });
   const path = url.pathname.slice('/api/v1'.length);
   const route = ROUTES[path];
   if (!route) return send(res, 404, { error: `no route ${path}` });
@@ -291,6 +306,8 @@ async function api(req, res) {
   if (unknown !== undefined) return send(res, 400, { error: `unknown field \`${unknown}\`` });
   if (path === '/tokens') {
     if (typeof b.userId !== 'string' || !b.userId) return send(res, 400, { error: 'userId: required' });
+    const reserved = Object.keys(b.claims || {}).find((k) => RESERVED_CLAIMS.includes(k) || k.startsWith('sio.'));
+    if (reserved !== undefined) return send(res, 400, { error: `claims.${reserved}: is reserved` });
     const now = Math.floor(Date.now() / 1000);
     const exp = now + (b.expiresInSeconds || 3600);
     const claims = { ...(b.claims || {}), sub: b.userId, iat: now, exp, aud: CLIENT_AUD };

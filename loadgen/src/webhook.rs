@@ -3,7 +3,8 @@
 //!
 //! The hub POSTs one JSON document per upstream event, e.g.
 //! `{"type":"event","namespace":"/","sid":"…","event":"echo","args":[…],"ack":true}`, with
-//! headers `ce-type: socketio.event` and `ce-signature: sha256=<hex HMAC-SHA256 of the body>`.
+//! headers `ce-type: socketio.event` and `ce-signature: v1=<hex HMAC-SHA256>` over
+//! `<ce-timestamp>\n<ce-id>\n<ce-type>\n<ce-source>\n<body>` (docs/webhooks.md).
 //! The app answers 200 with a JSON array, which becomes the ack's arguments: for `event` it is
 //! the same `args`; every other type (connect, connected, disconnected) gets `200 {}`, i.e.
 //! accepted. With `--access-key` each signature is checked and a bad one answered 401, as a
@@ -45,13 +46,15 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-/// Whether any of the comma-separated `sha256=<hex>` signatures (one per hub access key) is the
-/// HMAC-SHA256 of `body` under `key`.
-fn signature_ok(key: &str, header: Option<&str>, body: &[u8]) -> bool {
+/// Whether any of the comma-separated `v1=<hex>` signatures (one per hub access key) is the
+/// HMAC-SHA256 of `signed` (the headers' prefix, see the module doc) then `body` under `key`.
+/// The bench checks signatures only (its calls cannot be replayed: it is their only receiver).
+fn signature_ok(key: &str, header: Option<&str>, signed: &[u8], body: &[u8]) -> bool {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key.as_bytes()) else { return false };
+    mac.update(signed);
     mac.update(body);
     let want = mac.finalize().into_bytes();
-    header.unwrap_or("").split(',').filter_map(|s| s.trim().strip_prefix("sha256=")).any(|hex| {
+    header.unwrap_or("").split(',').filter_map(|s| s.trim().strip_prefix("v1=")).any(|hex| {
         let got: Vec<u8> = (0..hex.len() / 2)
             .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
             .collect();
@@ -63,13 +66,21 @@ async fn handle(
     key: Rc<Option<String>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let sig = req.headers().get("ce-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let signed = format!(
+        "{}\n{}\n{}\n{}\n",
+        header("ce-timestamp"),
+        header("ce-id"),
+        header("ce-type"),
+        header("ce-source")
+    );
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return Ok(reply(StatusCode::BAD_REQUEST, "[]")),
     };
     if let Some(key) = key.as_ref() {
-        if !signature_ok(key, sig.as_deref(), &body) {
+        if !signature_ok(key, sig.as_deref(), signed.as_bytes(), &body) {
             return Ok(reply(StatusCode::UNAUTHORIZED, r#"{"error":"bad signature"}"#));
         }
     }
@@ -106,11 +117,13 @@ mod tests {
     #[test]
     fn checks_signatures() {
         let mut mac = Hmac::<Sha256>::new_from_slice(b"k").unwrap();
-        mac.update(b"body");
+        mac.update(b"1\nid\nsocketio.event\n/s\nbody");
         let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-        assert!(signature_ok("k", Some(&format!("sha256={hex}")), b"body"));
-        assert!(!signature_ok("k", Some(&format!("sha256={hex}")), b"other"));
-        assert!(!signature_ok("k", None, b"body"));
-        assert!(signature_ok("k", Some(&format!("sha256=00, sha256={hex}")), b"body"));
+        let signed = b"1\nid\nsocketio.event\n/s\n";
+        assert!(signature_ok("k", Some(&format!("v1={hex}")), signed, b"body"));
+        assert!(!signature_ok("k", Some(&format!("v1={hex}")), signed, b"other"));
+        assert!(!signature_ok("k", Some(&format!("v1={hex}")), b"2\nid\nsocketio.event\n/s\n", b"body"));
+        assert!(!signature_ok("k", None, signed, b"body"));
+        assert!(signature_ok("k", Some(&format!("v1=00, v1={hex}")), signed, b"body"));
     }
 }

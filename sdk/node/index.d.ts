@@ -35,6 +35,7 @@ export function useHub(io: Server, options?: UseHubOptions): HubHandle;
 
 export function parseConnectionString(text: string): { endpoint: string; accessKey: string };
 export function signToken(key: string, claims: Record<string, unknown>): string;
+/** A server-link token: `aud: "socketio-hub:link"`, `sio.link: true`, `exp` in `ttlSeconds`. */
 export function linkToken(key: string, ttlSeconds?: number): string;
 
 export class HubError extends Error {

@@ -3,13 +3,13 @@
 //!
 //! Client tokens minted by `POST /tokens` are signed with the same key; they carry
 //! `aud = "socketio-hub:client"` and are refused here, so a token handed to a browser cannot
-//! drive the API.
+//! drive the API. Server-link tokens (`aud = "socketio-hub:link"`) are refused too; the rules
+//! live in `crate::auth` (`AccessKeys::verify_api_token`).
 
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
-use super::tokens::CLIENT_AUDIENCE;
-use crate::auth::AccessKeys;
+use crate::auth::{AccessKeys, TokenError, WrongKind};
 
 /// The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive).
 pub fn bearer(header: Option<&[u8]>) -> Result<&str, ApiError> {
@@ -25,19 +25,10 @@ pub fn bearer(header: Option<&[u8]>) -> Result<&str, ApiError> {
 
 /// Verify the caller; returns the token's claims.
 pub fn authenticate(keys: &AccessKeys, header: Option<&[u8]>) -> Result<Map<String, Value>, ApiError> {
-    let claims = keys.verify_token(bearer(header)?)?;
-    if is_client_token(&claims) {
-        return Err(ApiError::ClientToken);
-    }
-    Ok(claims)
-}
-
-fn is_client_token(claims: &Map<String, Value>) -> bool {
-    match claims.get("aud") {
-        Some(Value::String(a)) => a == CLIENT_AUDIENCE,
-        Some(Value::Array(auds)) => auds.iter().any(|a| a == CLIENT_AUDIENCE),
-        _ => false,
-    }
+    keys.verify_api_token(bearer(header)?).map_err(|e| match e {
+        TokenError::WrongKind(WrongKind::ClientTokenForServer) => ApiError::ClientToken,
+        e => ApiError::BadToken(e),
+    })
 }
 
 #[cfg(test)]
@@ -45,7 +36,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::auth::TokenError;
+    use crate::auth::{CLIENT_AUDIENCE, LINK_AUDIENCE};
 
     fn keys() -> AccessKeys {
         AccessKeys::from_keys(vec!["primary-key-0123456789".into(), "second-key-0123456789".into()])
@@ -107,5 +98,16 @@ mod tests {
         }
         let header = format!("Bearer {}", token(&k, json!({ "exp": exp(60), "aud": "my-app" })));
         assert!(authenticate(&k, Some(header.as_bytes())).is_ok());
+    }
+
+    #[test]
+    fn refuses_link_tokens() {
+        let k = keys();
+        let link = token(&k, json!({ "exp": exp(60), "aud": LINK_AUDIENCE, "sio.link": true }));
+        let header = format!("Bearer {link}");
+        match authenticate(&k, Some(header.as_bytes())) {
+            Err(ApiError::BadToken(TokenError::WrongKind(WrongKind::LinkTokenForApi))) => {}
+            other => panic!("{other:?}"),
+        }
     }
 }

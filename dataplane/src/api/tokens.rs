@@ -4,7 +4,12 @@
 //! cannot call this API), and the grants the hub reads at connect and for `hub:` commands:
 //! `sio.ns` (namespaces the client may join; absent = any), `sio.join`, `sio.emit` (room
 //! patterns: exact, `*`, or a prefix ending in `*`). Extra `claims` are copied as given and
-//! reach the application in the connect webhook; they may not replace the claims above.
+//! reach the application in the connect webhook.
+//!
+//! Invariant: minting never grants a server role. User-supplied `claims` may not name a
+//! registered JWT claim (`iss sub aud exp nbf iat jti`) nor any `sio.` claim (the hub's grants
+//! and the server link's `sio.link`): such a request is refused with 400, never silently
+//! rewritten, and `aud` is always the client audience.
 
 use serde_json::{json, Map, Value};
 use warp::http::StatusCode;
@@ -15,16 +20,24 @@ use super::target::MAX_NAME;
 use super::{json_response, Response};
 use crate::state::Hub;
 
-/// The `aud` of client tokens.
-pub const CLIENT_AUDIENCE: &str = "socketio-hub:client";
+pub use crate::auth::CLIENT_AUDIENCE;
 /// Longest lifetime of a client token: 30 days.
 pub const MAX_EXPIRES_IN: u64 = 30 * 24 * 3600;
 /// Lifetime when none is asked for: 1 hour.
 pub const DEFAULT_EXPIRES_IN: u64 = 3600;
 /// Most patterns in each of `namespaces`, `join`, `emit`.
 pub const MAX_PATTERNS: usize = 64;
-/// Claims the hub sets itself.
-pub const RESERVED_CLAIMS: &[&str] = &["sub", "iat", "exp", "nbf", "aud", "sio.ns", "sio.join", "sio.emit"];
+/// Claims user input may not set: the registered JWT claims (the hub sets `sub iat exp aud`;
+/// the others would change how the token verifies). Every `sio.`-prefixed claim is refused too
+/// (`RESERVED_PREFIX`).
+pub const RESERVED_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
+/// The hub's own claim namespace: `sio.ns`, `sio.join`, `sio.emit`, `sio.link`, and any future one.
+pub const RESERVED_PREFIX: &str = "sio.";
+
+/// Whether user input may not set claim `name`.
+pub fn is_reserved_claim(name: &str) -> bool {
+    RESERVED_CLAIMS.contains(&name) || name.starts_with(RESERVED_PREFIX)
+}
 
 /// A parsed token request.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,10 +78,11 @@ pub fn parse(body: &[u8]) -> Result<TokenRequest, ApiError> {
     patterns("namespaces", namespaces.as_deref(), |p| p == "*" || p.starts_with('/'))?;
     patterns("join", join.as_deref(), |_| true)?;
     patterns("emit", emit.as_deref(), |_| true)?;
-    if let Some(name) = claims.keys().find(|k| RESERVED_CLAIMS.contains(&k.as_str())) {
+    if let Some(name) = claims.keys().find(|k| is_reserved_claim(k)) {
         return Err(ApiError::field(
             format!("claims.{name}"),
-            "is set by the hub; use userId, expiresInSeconds, namespaces, join and emit",
+            "is reserved (registered JWT claims and every \"sio.\" claim are set by the hub, never by the \
+             request); use userId, expiresInSeconds, namespaces, join and emit",
         ));
     }
     Ok(TokenRequest { user_id, expires_in, namespaces, join, emit, claims })
@@ -153,7 +167,8 @@ mod tests {
     fn minted_tokens_verify_and_carry_the_grants() {
         let keys = AccessKeys::from_keys(vec!["primary-key-0123456789".into()]);
         let r = parse(br#"{"userId":"u","join":["a"]}"#).unwrap();
-        let claims = keys.verify_token(&keys.mint(&r.claims(crate::clock::since_epoch().as_secs()))).unwrap();
+        let claims =
+            keys.verify_client_token(&keys.mint(&r.claims(crate::clock::since_epoch().as_secs()))).unwrap();
         assert_eq!((claims["sub"].as_str(), &claims["sio.join"]), (Some("u"), &json!(["a"])));
     }
 
@@ -172,9 +187,14 @@ mod tests {
         assert!(err(r#"{"userId":"u","namespaces":["chat"]}"#)
             .starts_with("namespaces[0]: \"chat\" is not a namespace pattern"));
         assert!(err(r#"{"userId":"u","join":["ok",""]}"#).starts_with("join[1]: \"\" is not a room pattern"));
-        assert!(err(r#"{"userId":"u","claims":{"exp":1}}"#).starts_with("claims.exp: is set by the hub"));
-        assert!(err(r#"{"userId":"u","claims":{"sio.join":["*"]}}"#)
-            .starts_with("claims.sio.join: is set by the hub"));
+        for claim in ["exp", "aud", "iss", "jti", "sio.join", "sio.link", "sio.anything"] {
+            let body = format!(r#"{{"userId":"u","claims":{{"ok":1,"{claim}":true}}}}"#);
+            assert!(
+                err(&body).starts_with(&format!("claims.{claim}: is reserved")),
+                "{claim}: {}",
+                err(&body)
+            );
+        }
         assert_eq!(err(r#"{"userId":"u","claims":[1]}"#), "claims: invalid type: sequence, expected a map");
     }
 }

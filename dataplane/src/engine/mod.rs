@@ -75,6 +75,9 @@ pub enum Refusal {
     /// The node is draining.
     #[error("this node is shutting down")]
     ShuttingDown,
+    /// A per-IP abuse limit (`crate::limits`).
+    #[error("{0}")]
+    Limited(crate::limits::LimitHit),
 }
 
 /// The Engine.IO server of one node.
@@ -92,6 +95,7 @@ pub struct Engine {
     /// This node's tag (in every session id).
     pub tag: NodeTag,
     handler: OnceLock<Arc<dyn EngineHandler>>,
+    limits: OnceLock<Arc<crate::limits::Limits>>,
     epoch: tokio::time::Instant,
     deadlines: heartbeat::Deadlines,
 }
@@ -107,6 +111,7 @@ impl Engine {
             draining: AtomicBool::new(false),
             tag,
             handler: OnceLock::new(),
+            limits: OnceLock::new(),
             epoch: tokio::time::Instant::now(),
             deadlines: heartbeat::Deadlines::default(),
         })
@@ -117,6 +122,18 @@ impl Engine {
         if self.handler.set(handler).is_err() {
             tracing::error!("engine handler set twice; keeping the first");
         }
+    }
+
+    /// Plug in the abuse limits (once, before serving; without them nothing is limited).
+    pub fn set_limits(&self, limits: Arc<crate::limits::Limits>) {
+        if self.limits.set(limits).is_err() {
+            tracing::error!("engine limits set twice; keeping the first");
+        }
+    }
+
+    /// The abuse limits, when set.
+    pub fn limits(&self) -> Option<&Arc<crate::limits::Limits>> {
+        self.limits.get()
     }
 
     fn handler(&self) -> &Arc<dyn EngineHandler> {
@@ -168,6 +185,10 @@ impl Engine {
         if self.sessions.len() >= e.max_sessions {
             return Err(Refusal::Full);
         }
+        // Last check: nothing below fails, so an admitted session is always released by `close`.
+        if let Some(l) = self.limits.get() {
+            l.admit_session(&handshake, self.now_ms()).map_err(Refusal::Limited)?;
+        }
         let limits = QueueLimits { max_frames: e.max_queued_frames, max_bytes: e.max_queued_bytes };
         let conn = Arc::new(Conn::new(
             Sid::new(self.tag),
@@ -193,6 +214,9 @@ impl Engine {
             return;
         }
         self.sessions.remove(&conn.sid);
+        if let Some(l) = self.limits.get() {
+            l.release_session(&conn.handshake);
+        }
         self.metrics.connections.with_label_values(&[conn.transport().as_str()]).dec();
         self.metrics.sessions_closed.with_label_values(&[reason.label()]).inc();
         tracing::debug!(sid = %conn.sid, reason = reason.label(), "session closed");
@@ -203,6 +227,11 @@ impl Engine {
     /// transport's business and never reach here).
     pub fn on_packet(&self, conn: &Arc<Conn>, packet: Packet<'_>) {
         self.metrics.packets_in.inc();
+        if let Some(l) = self.limits.get() {
+            if !l.inbound_ok(&conn.inbound, &packet, self.now_ms()) {
+                return self.close(conn, CloseReason::RateLimited);
+            }
+        }
         if !matches!(packet, Packet::Pong(_)) {
             conn.on_traffic(self.now_ms(), self.settings.engine.ping_timeout_ms);
         }

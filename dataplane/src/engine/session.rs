@@ -62,6 +62,8 @@ pub enum CloseReason {
     ForcedClose,
     /// The node is shutting down.
     ServerShutdown,
+    /// The client sent more than `limits.packets_per_second` / `bytes_per_second`.
+    RateLimited,
 }
 
 impl CloseReason {
@@ -76,6 +78,7 @@ impl CloseReason {
             CloseReason::ConnectTimeout => "connect timeout",
             CloseReason::ForcedClose => "forced close",
             CloseReason::ServerShutdown => "server shutting down",
+            CloseReason::RateLimited => "rate limited",
         }
     }
 
@@ -90,6 +93,7 @@ impl CloseReason {
             CloseReason::ConnectTimeout => "connect_timeout",
             CloseReason::ForcedClose => "forced_close",
             CloseReason::ServerShutdown => "server_shutdown",
+            CloseReason::RateLimited => "rate_limited",
         }
     }
 }
@@ -175,6 +179,8 @@ pub struct Conn {
     pub attached: AtomicBool,
     /// The layer above's per-session state (Socket.IO keeps its sockets here).
     pub ext: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// Inbound rate-limit state (`crate::limits`; untouched while the limits are off).
+    pub inbound: crate::limits::InboundBucket,
 }
 
 impl Conn {
@@ -208,6 +214,7 @@ impl Conn {
             opened_at: now,
             attached: AtomicBool::new(false),
             ext: OnceLock::new(),
+            inbound: Default::default(),
         }
     }
 

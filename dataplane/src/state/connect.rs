@@ -101,6 +101,18 @@ impl Hub {
         if sio(conn).socket(&nsp).is_some() {
             return None;
         }
+        if let Some(hit) =
+            self.engine.limits().and_then(|l| l.check_namespaces(sio(conn).sockets().len()).err())
+        {
+            self.reject(
+                conn,
+                &nsp,
+                "limit",
+                &hit.to_string(),
+                Some(&serde_json::json!({ "reason": hit.label() })),
+            );
+            return None;
+        }
         let claims = match self.client_claims(conn, &auth, &nsp) {
             Ok(c) => c,
             Err((message, reason)) => {
@@ -188,7 +200,7 @@ impl Hub {
             .get("token")
             .and_then(Value::as_str)
             .or_else(|| conn.handshake.query.get("access_token").map(String::as_str));
-        let claims = match token.map(|t| self.keys.verify_token(t)) {
+        let claims = match token.map(|t| self.keys.verify_client_token(t)) {
             Some(Ok(claims)) => claims,
             Some(Err(e)) if required => return Err(("Unauthorized", e.to_string())),
             None if required => return Err(("Unauthorized", "a token is required".into())),

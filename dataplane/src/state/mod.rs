@@ -145,7 +145,10 @@ impl Hub {
         }
         self.namespaces
             .entry(Arc::from(name))
-            .or_insert_with(|| Arc::new(Namespace::new(name, &self.config, self.peers.get().cloned())))
+            .or_insert_with(|| {
+                let rooms = self.engine.limits().map(|l| l.rooms()).unwrap_or_default();
+                Arc::new(Namespace::new(name, &self.config, self.peers.get().cloned()).with_room_limit(rooms))
+            })
             .clone()
     }
 

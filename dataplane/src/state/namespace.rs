@@ -3,6 +3,8 @@
 //! The room index maps a room to its members (holding the sockets themselves, so a
 //! broadcast does no per-member lookup); each socket also lists its rooms, and both sides
 //! change together under the index's write lock. A socket's own id room is implicit.
+//! Invariant: no socket is in more than `limits.rooms_per_socket` rooms (when set): `join`
+//! is the only way in, and it checks under the same lock.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +19,7 @@ use super::recovery::Recovery;
 use super::socket::{AckSink, Sent, Socket};
 use crate::engine::{CloseReason, Delivery};
 use crate::ids::{Room, SocketId};
+use crate::limits::{LimitHit, RoomLimit};
 
 /// In link mode the hub's own ack ids (broadcasts with acks) start here, far above the ids an
 /// application server's socket.io counts up from 0, so a client's ACK tells by its id alone
@@ -76,6 +79,7 @@ pub struct Namespace {
     next_ack: AtomicU64,
     /// The other nodes, told at once when a room gains its first member here (cluster).
     peers: Option<Arc<dyn super::Peers>>,
+    room_limit: RoomLimit,
 }
 
 impl Namespace {
@@ -101,6 +105,7 @@ impl Namespace {
                 _ => 1,
             }),
             peers,
+            room_limit: RoomLimit::default(),
         }
     }
 
@@ -110,16 +115,34 @@ impl Namespace {
         self.next_ack.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Add `socket` to `rooms`.
+    /// The rooms-per-socket limit every join is held to (`limits.rooms_per_socket`).
+    pub fn with_room_limit(mut self, limit: RoomLimit) -> Self {
+        self.room_limit = limit;
+        self
+    }
+
+    /// Add `socket` to `rooms`; a join that would take it past `limits.rooms_per_socket` is
+    /// refused whole (and counted). Every join path (client `hub:join`, REST, server link,
+    /// webhook connect answer, cluster) goes through here, so none can bypass the limit;
+    /// `try_join` tells the caller.
     pub fn join(&self, socket: &Arc<Socket>, rooms: &[Room]) {
+        let _ = self.try_join(socket, rooms);
+    }
+
+    /// `join`, saying whether the room limit refused it.
+    pub fn try_join(&self, socket: &Arc<Socket>, rooms: &[Room]) -> Result<(), LimitHit> {
         let mut created = Vec::new();
         {
             let mut index = self.rooms.write();
             let mut mine = socket.rooms.lock();
+            let mut adding: Vec<&Room> = Vec::with_capacity(rooms.len());
             for room in rooms {
-                if &**room == socket.id.as_str() || mine.contains(room) {
-                    continue;
+                if &**room != socket.id.as_str() && !mine.contains(room) && !adding.contains(&room) {
+                    adding.push(room);
                 }
+            }
+            self.room_limit.admits(mine.len(), adding.len())?;
+            for room in adding {
                 mine.push(room.clone());
                 let members = index.entry(room.clone()).or_insert_with(|| {
                     self.rooms_version.fetch_add(1, Ordering::Relaxed);
@@ -132,6 +155,7 @@ impl Namespace {
         if let (Some(peers), false) = (&self.peers, created.is_empty()) {
             peers.rooms_created(&self.name, created);
         }
+        Ok(())
     }
 
     /// Remove `socket` from `rooms`.

@@ -97,7 +97,7 @@ impl Hub {
                     }
                 }
                 match verb {
-                    "join" => ns.join(socket, &rooms),
+                    "join" => ns.try_join(socket, &rooms).map_err(|hit| hit.to_string())?,
                     _ => ns.leave(socket, &rooms),
                 }
                 Ok(())

@@ -210,19 +210,14 @@ pub(super) async fn handle(
         let conn = match engine.open_session(transport, handshake) {
             Ok(c) => c,
             Err(refusal) => {
-                let status = StatusCode::SERVICE_UNAVAILABLE;
-                let msg = match refusal {
-                    Refusal::Full => "session limit reached",
-                    Refusal::ShuttingDown => "server shutting down",
+                let (status, msg) = match refusal {
+                    Refusal::Full => (StatusCode::SERVICE_UNAVAILABLE, "session limit reached".to_string()),
+                    Refusal::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "server shutting down".into()),
+                    // Counted by the limits themselves (`socketio_hub_limit_refusals_total`).
+                    Refusal::Limited(hit) => (StatusCode::TOO_MANY_REQUESTS, hit.to_string()),
                 };
                 engine.metrics.bad_input.with_label_values(&["refused"]).inc();
-                return plain(
-                    &engine,
-                    &headers,
-                    status,
-                    Bytes::from_static(msg.as_bytes()),
-                    "text/plain; charset=UTF-8",
-                );
+                return plain(&engine, &headers, status, Bytes::from(msg), "text/plain; charset=UTF-8");
             }
         };
         let open = open_frame(&engine, &conn);

@@ -36,6 +36,8 @@ use super::ws_reader::{Event, OpCode, ReadError, Reader};
 use super::Response;
 
 const READ_CHUNK: usize = 64 * 1024;
+/// Full chunks read per wake-up before yielding to the other sockets of the worker thread.
+const READ_BUDGET: usize = 4;
 const MAX_IOV: usize = 64;
 /// Stop reading while this much waits to be written.
 const READ_PAUSE: usize = 1 << 20;
@@ -328,8 +330,13 @@ impl<E: Endpoint> Connection<E> {
         }
     }
 
-    /// Read until the socket has nothing more (or the write queue is full).
+    /// Read until the socket has nothing more (or the write queue is full, or the budget is
+    /// spent).
     fn read_available(&mut self) -> Option<End> {
+        // At most this many full chunks (256 KiB) per wake-up: a client that writes faster than
+        // we parse must not hold the worker thread (the other sockets on it wait meanwhile), and a
+        // session closed while reading (e.g. `limits` closing a flooder) is not read to the end.
+        let mut budget = READ_BUDGET;
         loop {
             let step = READ_BUF.with(|buf| {
                 let mut buf = buf.borrow_mut();
@@ -344,7 +351,10 @@ impl<E: Endpoint> Connection<E> {
                 }
             });
             match step {
-                Read::Got(n) if n == READ_CHUNK && self.out.bytes < READ_PAUSE => continue,
+                Read::Got(n) if n == READ_CHUNK && self.out.bytes < READ_PAUSE && budget > 1 => {
+                    budget -= 1;
+                    continue;
+                }
                 Read::Got(_) | Read::WouldBlock => return None,
                 Read::Eof => return Some(End::Eof),
                 Read::Error => return Some(End::IoError),

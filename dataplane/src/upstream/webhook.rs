@@ -2,8 +2,13 @@
 //!
 //! Contract (docs/webhooks.md): `POST <webhook_url>` with a JSON body whose `type` is
 //! `connect`, `connected`, `event` or `disconnected`, and headers `ce-specversion`, `ce-type`
-//! (`socketio.<type>`), `ce-id`, `ce-source`, `ce-time` and `ce-signature`
-//! (`sha256=<hex HMAC of the body>` per access key, comma-separated).
+//! (`socketio.<type>`), `ce-id`, `ce-source`, `ce-time`, `ce-timestamp` (Unix seconds) and
+//! `ce-signature` (`v1=<hex>` per access key, comma-separated: an HMAC-SHA256 of
+//! `<ce-timestamp>\n<ce-id>\n<ce-type>\n<ce-source>\n<body>`, `auth::AccessKeys::sign_webhook`).
+//!
+//! Invariant: a `ce-id` is never reused by this hub, even across restarts under the same node
+//! name: it is `<ce-source>-<boot>-<n>`, `boot` 64 random bits drawn at start. So a receiver
+//! that remembers the ids it saw within its timestamp tolerance refuses every replay.
 //!
 //! `connect` blocks the client: 2xx accepts (optional `{"rooms":[…]}`), 4xx rejects with the
 //! body's `message`/`data`, anything else rejects with "upstream unavailable". `event` blocks
@@ -17,7 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use super::{BoxFut, ConnectDecision, ConnectRequest, EventCall, Upstream};
-use crate::auth::AccessKeys;
+use crate::auth::{AccessKeys, WebhookParts};
 use crate::ids::Room;
 use crate::metrics::Metrics;
 use crate::state::{Args, Namespace, Socket};
@@ -56,6 +61,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     in_flight: Semaphore,
     source: String,
+    /// `<source>-<boot>-`: the prefix of every `ce-id` of this process.
+    id_prefix: String,
     max_attachments: usize,
     next_id: AtomicU64,
 }
@@ -85,6 +92,8 @@ impl Webhook {
             .pool_max_idle_per_host(max_in_flight)
             .tcp_nodelay(true)
             .build()?;
+        let source = format!("/socketio-hub/{node}");
+        let id_prefix = format!("{source}-{:016x}-", rand::random::<u64>());
         Ok(Webhook {
             inner: Arc::new(Inner {
                 url,
@@ -92,7 +101,8 @@ impl Webhook {
                 keys,
                 metrics,
                 in_flight: Semaphore::new(max_in_flight),
-                source: format!("/socketio-hub/{node}"),
+                source,
+                id_prefix,
                 max_attachments,
                 next_id: AtomicU64::new(1),
             }),
@@ -104,18 +114,23 @@ impl Inner {
     async fn call(&self, kind: &'static str, body: Value) -> Result<Option<Value>, CallError> {
         let _permit = self.in_flight.try_acquire().map_err(|_| CallError::Saturated)?;
         let body = body.to_string();
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}{}", self.id_prefix, self.next_id.fetch_add(1, Ordering::Relaxed));
+        let ce_type = format!("socketio.{kind}");
+        let now = crate::clock::since_epoch();
+        let parts = WebhookParts { timestamp: now.as_secs(), id: &id, kind: &ce_type, source: &self.source };
+        let signature = self.keys.sign_webhook(&parts, body.as_bytes());
         let started = Instant::now();
         let result = self
             .client
             .post(&self.url)
             .header("content-type", "application/json")
             .header("ce-specversion", "1.0")
-            .header("ce-type", format!("socketio.{kind}"))
-            .header("ce-id", format!("{}-{id}", self.source))
+            .header("ce-type", &ce_type)
+            .header("ce-id", &id)
             .header("ce-source", &self.source)
-            .header("ce-time", rfc3339_now())
-            .header("ce-signature", self.keys.sign(body.as_bytes()))
+            .header("ce-time", crate::clock::rfc3339(now))
+            .header("ce-timestamp", now.as_secs().to_string())
+            .header("ce-signature", signature)
             .body(body)
             .send()
             .await;
@@ -150,10 +165,6 @@ impl Inner {
         }
         outcome
     }
-}
-
-fn rfc3339_now() -> String {
-    crate::clock::rfc3339(crate::clock::since_epoch())
 }
 
 fn base(kind: &str, namespace: &str, sid: &str) -> Value {

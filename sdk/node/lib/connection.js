@@ -37,10 +37,16 @@ function signToken(key, claims) {
   return `${head}.${body}.${sig}`;
 }
 
-/** The token a server link presents: `sio.link: true`, valid for `ttlSeconds`. */
+/** The audience a server-link token must carry (the hub refuses any other token on the link). */
+const LINK_AUDIENCE = 'socketio-hub:link';
+
+/**
+ * The token a server link presents: `aud: "socketio-hub:link"` and `sio.link: true` (the hub
+ * requires both, so a client token can never open a link), valid for `ttlSeconds`.
+ */
 function linkToken(key, ttlSeconds = 3600) {
   const now = Math.floor(Date.now() / 1000);
-  return signToken(key, { 'sio.link': true, iat: now, exp: now + ttlSeconds });
+  return signToken(key, { aud: LINK_AUDIENCE, 'sio.link': true, iat: now, exp: now + ttlSeconds });
 }
 
 /** The WebSocket URL of the link endpoint. */
@@ -49,4 +55,4 @@ function linkUrl(endpoint, name) {
   return `${base}/api/v1/link?v=1&name=${encodeURIComponent(name)}`;
 }
 
-module.exports = { parseConnectionString, signToken, linkToken, linkUrl };
+module.exports = { parseConnectionString, signToken, linkToken, linkUrl, LINK_AUDIENCE };

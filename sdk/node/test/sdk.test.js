@@ -86,6 +86,7 @@ test('the link presents a sio.link token; the socket gets the proposed id, hands
   assert.match(req.url, /^\/api\/v1\/link\?v=1&name=/);
   const claims = verify(req.headers.authorization.replace('Bearer ', ''), KEY);
   assert.equal(claims['sio.link'], true);
+  assert.equal(claims.aud, 'socketio-hub:link', 'the hub refuses link tokens without the link audience');
   assert.ok(claims.exp > Date.now() / 1000);
   open(hub);
   await hub.until((m) => m.some((x) => x.t === 'packet' && x.data.startsWith('0')));
