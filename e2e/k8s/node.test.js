@@ -76,6 +76,34 @@ async function getText(url, ms = 5000) {
 }
 
 let accessKey;
+async function restGet(base, path) {
+  const res = await withTimeout(fetch(`${base}/api/v1${path}`, {
+    headers: { authorization: `Bearer ${signJwt({ sub: 'k8s-e2e' }, accessKey, { expiresIn: 300 })}` },
+  }), `GET ${path}`);
+  assert.equal(res.status, 200, `GET ${path}`);
+  return res.json();
+}
+
+/**
+ * Wait until `room` is routable from pod `from`: every other pod holding members of it (its own
+ * GET /api/v1/rooms) appears with that room in `from`'s /cluster view. Rooms spread by gossip
+ * (or the mesh's announcement a publish tick after a join), so an emit sent sooner may miss a
+ * pod: the cluster e2e suite waits the same way.
+ */
+async function routable(pods, from, room) {
+  const holders = [];
+  for (const p of pods) {
+    const { rooms } = await restGet(`http://${p.status.podIP}:3000`, '/rooms');
+    if (rooms.some((r) => r.name === room)) holders.push(p.metadata.name);
+  }
+  await until(`room ${room} on ${holders.join(', ')} routable from ${from.metadata.name}`, async () => {
+    const view = await getJson(`http://${from.status.podIP}:9090/cluster`);
+    return holders.filter((h) => h !== from.metadata.name).every((h) => view.peers.some(
+      (peer) => peer.node.startsWith(`${h}/`) && (peer.rooms['/'] || []).includes(room)));
+  }, 30000, 100);
+  return holders;
+}
+
 async function rest(base, path, body) {
   const res = await withTimeout(fetch(`${base}/api/v1${path}`, {
     method: 'POST',
@@ -105,7 +133,7 @@ spec:
 const state = { ready: false };
 
 test('kubectl apply a 3-replica SocketIOHub: kubectl wait Ready returns once three real pods pass their probes', async () => {
-  await kubectl(['create', 'namespace', NS]);
+  await kubectl(['apply', '-f', '-'], `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "${NS}"}}`);
   const t0 = Date.now();
   await kubectl(['apply', '-f', '-'], hubYaml());
   await kubectl(['-n', NS, 'wait', '--for=condition=Ready', `socketiohub/${HUB}`, '--timeout=300s']);
@@ -172,11 +200,13 @@ test('socket.io-client clients on every pod join a room; one emit reaches the cl
     }
   }
   // Join through pod 0's REST API: cluster-wide, so sockets held by the other pods join too.
-  const [first, second, third] = pods.map((p) => `http://${p.status.podIP}:3000`);
+  const [first, , third] = pods.map((p) => `http://${p.status.podIP}:3000`);
   const joined = await rest(first, '/sockets/join', { sockets: sockets.map((x) => x.s.id), join: ['k8s-room'] });
   assert.equal(joined.status, 200, JSON.stringify(joined.body));
   assert.equal(joined.body.matched, sockets.length, 'every socket, on every pod, matched');
-  // The room must be known to every pod before the emit is routed (gossip or the mesh hint).
+  // The room must be known to the emitting pod before the emit is routed (gossip or the mesh hint).
+  const holders = await routable(pods, pods[2], 'k8s-room');
+  assert.equal(holders.length, 3, `members on every pod (${holders})`);
   const got = sockets.map((x) => collector(x.s, 'news'));
   const emitted = await rest(third, '/emit', { rooms: ['k8s-room'], event: 'news', args: ['one emit, three pods'] });
   assert.equal(emitted.status, 202, JSON.stringify(emitted.body));
@@ -185,7 +215,6 @@ test('socket.io-client clients on every pod join a room; one emit reaches the cl
     assert.deepEqual(seen[0], ['one emit, three pods'], `client ${i} on ${sockets[i].pod}`);
   }
   assert.equal(new Set(sockets.map((x) => x.pod)).size, 3, 'clients were on three pods');
-  void second;
   state.sockets = sockets;
 });
 
@@ -283,6 +312,7 @@ test('a spec change rolls the pods one by one; clients reconnect through the Ser
   const joined = await rest(anyPod, '/sockets/join', { sockets: fleet.map((s) => s.id), join: ['after-rollout'] });
   assert.equal(joined.status, 200, JSON.stringify(joined.body));
   assert.equal(joined.body.matched, fleet.length);
+  console.log(`NOTE after the rollout the clients are on ${(await routable(pods, pods[2], 'after-rollout')).join(', ')}`);
   const got = fleet.map((s) => collector(s, 'after'));
   const emitted = await rest(`http://${pods[2].status.podIP}:3000`, '/emit', { rooms: ['after-rollout'], event: 'after', args: ['rolled'] });
   assert.equal(emitted.status, 202);
