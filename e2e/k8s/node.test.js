@@ -168,7 +168,10 @@ test('the three pods gossip into one cluster: /cluster on each admin port shows 
       return view.peers.length === 2 && others.every((o) => peers.some((n) => n.startsWith(o))) && view;
     }, 150000, 500);
   }
-  measure('gossip_converged_after_ready_ms', Date.now() - t0);
+  const converged = Date.now() - t0;
+  measure('gossip_converged_after_ready_ms', converged);
+  // Well before chitchat's own 60 s re-resolution: the hub retries its seed names itself.
+  assert.ok(converged < 40000, `the pods found each other only after ${converged} ms`);
   state.gossip = true;
 });
 

@@ -252,7 +252,8 @@ fn the_rendered_prestop_hook_runs_in_a_shell_less_image() {
     .expect("a valid hub");
     let rendered = render(&hub, &RenderContext::default()).expect("spec renders");
     let pod = rendered.stateful_set.spec.expect("spec").template.spec.expect("pod spec");
-    let hook = pod.containers[0].lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).expect("a preStop hook");
+    let hook =
+        pod.containers[0].lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).expect("a preStop hook");
     let command = hook.exec.as_ref().and_then(|e| e.command.clone()).expect("an exec hook");
     // The image holds nothing but the hub binary: the hook must be that binary.
     assert_eq!(command[0], socketio_hub_operator::render::HUB_BINARY, "{command:?}");
