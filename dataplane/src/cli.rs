@@ -112,6 +112,10 @@ pub struct Cli {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Sleep this many seconds (0 to 300), then exit, doing nothing else: the pod's preStop
+    /// hook, since the hub's image has no shell and no `sleep`.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub sleep: Option<u64>,
 }
 
 fn parse_transport(s: &str) -> Result<Transport, String> {

@@ -10,6 +10,10 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(seconds) = cli.sleep {
+        std::thread::sleep(Duration::from_secs(seconds));
+        return Ok(());
+    }
     let print = cli.print_config;
     let config = cli.into_config().context("configuration")?;
     if print {

@@ -58,6 +58,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // With both of rustls' providers compiled in (a `cargo build` of the workspace unifies the
+    // data plane's aws-lc-rs with kube's ring), rustls picks none and the first TLS connection
+    // panics ("Could not automatically determine the process-level CryptoProvider"): name one.
+    // An error only means a provider is already installed, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     match args.log_format.as_str() {

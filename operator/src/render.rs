@@ -47,6 +47,9 @@ pub const GENERATED_LABEL: &str = "socketio.dev/generated";
 /// Seconds the preStop hook sleeps so endpoints controllers and load balancers stop sending
 /// new connections before the hub starts draining.
 pub const PRESTOP_SLEEP_SECONDS: i64 = 5;
+/// Where the hub's images (scripts/image-build, the Dockerfile) put the binary. The preStop hook
+/// runs it as `--sleep N`: the images have no shell and no `sleep`.
+pub const HUB_BINARY: &str = "/usr/local/bin/socketio-hub";
 /// Longest hub name: `<name>-headless` must stay a 63-character DNS label.
 pub const MAX_NAME_LEN: usize = 63 - "-headless".len();
 
@@ -641,7 +644,7 @@ fn stateful_set(
             "initialDelaySeconds": 5, "periodSeconds": 10, "timeoutSeconds": 2,
             "failureThreshold": 3, "successThreshold": 1,
         },
-        "lifecycle": { "preStop": { "exec": { "command": ["sleep", PRESTOP_SLEEP_SECONDS.to_string()] } } },
+        "lifecycle": { "preStop": { "exec": { "command": [HUB_BINARY, "--sleep", PRESTOP_SLEEP_SECONDS.to_string()] } } },
         "resources": resources,
         "securityContext": {
             "allowPrivilegeEscalation": false,

@@ -240,3 +240,31 @@ async fn every_example_renders_a_config_the_hub_accepts() {
         assert_eq!(res.status(), 200, "examples/{stem}.yaml: /readyz");
     }
 }
+
+#[test]
+fn the_rendered_prestop_hook_runs_in_a_shell_less_image() {
+    let Some(bin) = skip_or_bin() else { return };
+    let hub: SocketIOHub = serde_json::from_value(json!({
+        "apiVersion": "socketio.dev/v1alpha1", "kind": "SocketIOHub",
+        "metadata": { "name": "prestop", "namespace": "default", "uid": "00000000-0000-0000-0000-000000000001" },
+        "spec": {},
+    }))
+    .expect("a valid hub");
+    let rendered = render(&hub, &RenderContext::default()).expect("spec renders");
+    let pod = rendered.stateful_set.spec.expect("spec").template.spec.expect("pod spec");
+    let hook =
+        pod.containers[0].lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).expect("a preStop hook");
+    let command = hook.exec.as_ref().and_then(|e| e.command.clone()).expect("an exec hook");
+    // The image holds nothing but the hub binary: the hook must be that binary.
+    assert_eq!(command[0], socketio_hub_operator::render::HUB_BINARY, "{command:?}");
+    assert_eq!(&command[1..], ["--sleep", &socketio_hub_operator::render::PRESTOP_SLEEP_SECONDS.to_string()]);
+    // The real binary sleeps as asked (1 s here instead of the hook's 5) and exits 0 ...
+    let started = std::time::Instant::now();
+    let status = Command::new(&bin).args(["--sleep", "1"]).status().expect("the hub binary runs");
+    assert!(status.success(), "--sleep 1 exited {status}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(5), "--sleep 1 took {took:?}");
+    // ... and refuses a sleep longer than any grace period.
+    let out = Command::new(&bin).args(["--sleep", "301"]).output().expect("the hub binary runs");
+    assert!(!out.status.success(), "--sleep 301 was accepted");
+}

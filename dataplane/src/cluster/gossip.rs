@@ -19,7 +19,9 @@
 //! route to them before the next gossip round; failure detection is chitchat's phi-accrual
 //! detector with `phi_threshold = 8`, so a silent peer is declared dead about
 //! `8 × gossip_interval` after its last heartbeat, plus up to one gossip round — its rooms
-//! and its link leave routing then.
+//! and its link leave routing then. A node that knows no peer yet re-resolves its seed names
+//! every second for its first minute (`rejoin_seeds`): chitchat itself resolves them at start and
+//! then only every 60 s.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -43,6 +45,12 @@ use crate::ids::NodeTag;
 pub const PHI_THRESHOLD: f64 = 8.0;
 /// How often the local summary (rooms, load, readiness) is compared with what was published.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(20);
+/// How long after start a node that knows no peer keeps resolving its seed names itself.
+pub const SEED_RETRY_FOR: Duration = Duration::from_secs(60);
+/// How often it does.
+pub const SEED_RETRY_EVERY: Duration = Duration::from_secs(1);
+/// Longest wait for one seed name's DNS answer.
+const SEED_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What this node publishes about itself.
 pub struct SelfInfo {
@@ -272,6 +280,46 @@ impl Socket for SealedSocket {
                 },
                 Ok(None) => {} // first half of a split message
                 Err(reason) => self.dropped(reason, from),
+            }
+        }
+    }
+}
+
+/// While this node knows no live peer, during its first `SEED_RETRY_FOR`: resolve the seed
+/// names every `SEED_RETRY_EVERY` and start a gossip handshake with every address found other
+/// than this node's own. Pods of a new StatefulSet start together and their DNS records (the
+/// headless Service's) appear one by one, so the single lookup chitchat makes at start often
+/// finds only the pod itself, and its next one comes 60 s later: without this the pods stayed
+/// apart for up to a minute (measured on a real node: 55 s). Ends at the first live peer;
+/// membership then spreads by gossip.
+pub async fn rejoin_seeds(
+    cluster: Arc<Cluster>,
+    handle: Arc<ChitchatHandle>,
+    seeds: Vec<String>,
+    me: SocketAddr,
+) {
+    let names: Vec<String> = seeds.into_iter().filter(|s| s.parse::<SocketAddr>().is_err()).collect();
+    if names.is_empty() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + SEED_RETRY_FOR;
+    let mut tick = tokio::time::interval(SEED_RETRY_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while tokio::time::Instant::now() < deadline {
+        tick.tick().await;
+        if !cluster.membership.read().is_empty() {
+            return;
+        }
+        for name in &names {
+            let Ok(Ok(addrs)) =
+                tokio::time::timeout(SEED_LOOKUP_TIMEOUT, tokio::net::lookup_host(name.as_str())).await
+            else {
+                continue;
+            };
+            for addr in addrs.filter(|a| *a != me) {
+                if handle.gossip(addr).is_err() {
+                    return; // chitchat has stopped: the node is shutting down
+                }
             }
         }
     }

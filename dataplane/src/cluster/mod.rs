@@ -259,6 +259,12 @@ impl Cluster {
         );
         tasks.push(tokio::spawn(gossip::publish(cluster.clone(), handle.clone())));
         tasks.push(tokio::spawn(gossip::watch(cluster.clone(), handle.clone())));
+        tasks.push(tokio::spawn(gossip::rejoin_seeds(
+            cluster.clone(),
+            handle.clone(),
+            c.seeds.clone(),
+            info.gossip,
+        )));
         *cluster.tasks.lock() = tasks;
         *cluster.gossip.lock() = Some(handle);
         let peers: Arc<dyn Peers> = cluster.clone();
