@@ -50,6 +50,29 @@ describe('default mode on a 3-node cluster: the app linked to node 1, clients an
   describe('clients on node 2', () => defineClientSuite(() => cluster.nodes[1].url));
   describe('clients on node 3', () => defineClientSuite(() => cluster.nodes[2].url));
   describe('clients through a round-robin balancer over all nodes', () => defineClientSuite(() => balancer.url));
+
+  test('client on node 2, app linked to node 1, REST caller on node 3: one operation, three nodes', async () => {
+    const clients = new Clients();
+    try {
+      const s = clients.socket(cluster.nodes[1].url, { auth: { name: 'three' } });
+      await once(s, 'welcome');
+      // REST on node 3 joins the socket held by node 2; its app server on node 1 learns it.
+      const r = await rest(cluster.nodes[2], 'POST', '/sockets/join', { sockets: [s.id], join: ['rest-room'] }, { key: ACCESS_KEY });
+      assert.deepEqual([r.status, r.body], [200, { matched: 1 }]);
+      const me = await call(s, 'whoami');
+      assert.deepEqual(me.rooms, [s.id, 'rest-room'].sort());
+      // REST emit on node 3 to that room reaches the client on node 2.
+      const got = collector(s, 'from-rest');
+      const e = await rest(cluster.nodes[2], 'POST', '/emit', { rooms: ['rest-room'], event: 'from-rest', args: [7] }, { key: ACCESS_KEY });
+      assert.equal(e.status, 202);
+      assert.deepEqual((await got.until(1))[0], [7]);
+      // The app on node 1 sees the socket's room through fetchSockets as well.
+      const fetched = await call(s, 'fetch', 'rest-room');
+      assert.deepEqual(fetched.map((f) => f.id), [s.id]);
+    } finally {
+      clients.closeAll();
+    }
+  });
 });
 
 describe('two app instances on a 3-node cluster: balancing, cross-node server APIs, failures', () => {
