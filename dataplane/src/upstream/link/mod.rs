@@ -487,20 +487,26 @@ impl Registry {
             .collect();
         let mut routing = self.routing.lock();
         for session in &orphans {
-            let mut state = session.state.lock();
-            if !state.bound.as_ref().is_some_and(&lost) {
-                continue;
-            }
-            self.unbind(&mut routing, &mut state);
-            match self.pick(&routing) {
-                Some(target) => self.bind(&mut routing, session, &mut state, target),
-                None => {
-                    drop(state);
-                    routing.waiting.push(session.clone());
-                }
-            }
+            self.rebind(&mut routing, session, &lost);
         }
         orphans.len()
+    }
+
+    /// Move `session` to another server (or to the waiting list) if `lost` says its server is
+    /// gone; checked under the session's lock, so a concurrent re-bind is not undone.
+    fn rebind(&self, routing: &mut Routing, session: &Arc<LinkSession>, lost: impl Fn(&Bound) -> bool) {
+        let mut state = session.state.lock();
+        if !state.bound.as_ref().is_some_and(&lost) {
+            return;
+        }
+        self.unbind(routing, &mut state);
+        match self.pick(routing) {
+            Some(target) => self.bind(routing, session, &mut state, target),
+            None => {
+                drop(state);
+                routing.waiting.push(session.clone());
+            }
+        }
     }
 
     /// Bind every waiting session, if a server is now available anywhere.

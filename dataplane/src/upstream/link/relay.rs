@@ -35,6 +35,15 @@ impl AppMesh for Registry {
                     tracing::info!(peer = %from, instance, sessions = n, "application server of a peer left");
                 }
             }
+            Msg::Unbound { instance, sid } => {
+                let Some(session) =
+                    Sid::parse(&sid).and_then(|sid| self.sessions.get(&sid).map(|s| s.clone()))
+                else {
+                    return;
+                };
+                let lost = |b: &Bound| matches!(b, Bound::Remote { node, instance: i } if node == from && *i == instance);
+                self.rebind(&mut self.routing.lock(), &session, lost);
+            }
             Msg::AppEmit { id, req, ns, data, bins } => {
                 self.server_emit_from_peer(from, id, req, &ns, &data, bins)
             }
