@@ -811,6 +811,23 @@ mod tests {
     }
 
     #[test]
+    fn recovery_messages_round_trip() {
+        round_trip(Msg::Logged {
+            ns: "/".into(),
+            sel: Selector::rooms(vec!["r".into()]),
+            event: "e".into(),
+            args: Args { json: "[1]".into(), attachments: vec![Bytes::from_static(b"\x01")] },
+            seq: u64::MAX,
+        });
+        round_trip(Msg::RecSave { ns: "/".into(), pid: "p".into(), id: "i".into(), rooms: vec!["a".into()] });
+        round_trip(Msg::RecGone { ns: "/".into(), pid: "p".into(), keep: true });
+        round_trip(Msg::Request { id: 3, ns: "/".into(), sel: Selector::default(), op: Op::Claim("p".into()) });
+        round_trip(Msg::Reply { id: 3, reply: Reply::Session(None) });
+        let claimed = Claimed { id: "i".into(), rooms: vec!["a".into(), "b".into()], age_ms: 7 };
+        round_trip(Msg::Reply { id: 4, reply: Reply::Session(Some(claimed)) });
+    }
+
+    #[test]
     fn refuses_bad_frames() {
         assert_eq!(
             frame_len((MAX_FRAME as u32 + 1).to_be_bytes()),
@@ -844,7 +861,7 @@ mod tests {
 
     #[test]
     fn the_preamble_names_magic_and_version() {
-        assert_eq!(&preamble(), b"SIOHMESH\x00\x03");
+        assert_eq!(&preamble(), b"SIOHMESH\x00\x04");
         assert_eq!(preamble_version(&preamble()), Ok(VERSION));
         // A plaintext (version 1 or 2) node's handshake starts with the same ten bytes.
         assert_eq!(preamble_version(b"SIOHMESH\x00\x02"), Ok(2));
