@@ -27,6 +27,13 @@ after(async () => {
 });
 afterEach(() => clients.closeAll());
 
+/** A gauge of node `i`. */
+async function gauge(i, name) {
+  const text = await (await fetch(`${cluster.nodes[i].adminUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`socketio_hub_${name} `));
+  return line ? Number(line.split(' ').pop()) : NaN;
+}
+
 /** Record `event` payloads `{ from, seq }` per sender; count gaps, duplicates, reorders. */
 function tally(s, event) {
   const last = new Map();
@@ -66,6 +73,13 @@ test('SIGKILL a node: its clients recover on the survivors with nothing lost, tw
     }
   });
   await h.until(() => victims.every((v) => v.t.got >= 10), 'traffic before the kill');
+  // Each victim's session is replicated on one survivor (replicas = 1; the two senders' own
+  // sessions are replicated too, possibly on a survivor), and every node logs.
+  await h.until(async () => {
+    const held = (await gauge(1, 'recovery_sessions')) + (await gauge(2, 'recovery_sessions'));
+    return held >= victims.length && held <= victims.length + 2;
+  }, 'one replica of each victim on the survivors');
+  assert.ok((await gauge(2, 'recovery_log_packets')) > 0, 'the survivors log the broadcasts');
 
   const recovered = victims.map((v) => once(v.s, 'connect', 20000));
   live = [1, 2];

@@ -821,7 +821,12 @@ mod tests {
         });
         round_trip(Msg::RecSave { ns: "/".into(), pid: "p".into(), id: "i".into(), rooms: vec!["a".into()] });
         round_trip(Msg::RecGone { ns: "/".into(), pid: "p".into(), keep: true });
-        round_trip(Msg::Request { id: 3, ns: "/".into(), sel: Selector::default(), op: Op::Claim("p".into()) });
+        round_trip(Msg::Request {
+            id: 3,
+            ns: "/".into(),
+            sel: Selector::default(),
+            op: Op::Claim("p".into()),
+        });
         round_trip(Msg::Reply { id: 3, reply: Reply::Session(None) });
         let claimed = Claimed { id: "i".into(), rooms: vec!["a".into(), "b".into()], age_ms: 7 };
         round_trip(Msg::Reply { id: 4, reply: Reply::Session(Some(claimed)) });

@@ -28,9 +28,12 @@ use crate::ids::{NodeTag, SocketId};
 use crate::state::recovery::{Session, Stamp};
 use crate::state::{Args, Hub, Op, Selector};
 
-/// Where each of this node's recovery sessions is replicated: (namespace, pid) → peers.
+/// A recovery session of this node: (namespace, pid).
+type SessionKey = (Arc<str>, String);
+
+/// Where each of this node's recovery sessions is replicated.
 #[derive(Default)]
-pub struct Placement(Mutex<HashMap<(Arc<str>, String), Vec<NodeId>>>);
+pub struct Placement(Mutex<HashMap<SessionKey, Vec<NodeId>>>);
 
 fn score(pid: &str, node: &NodeId) -> u64 {
     // FNV-1a: every node (and every version) computes the same placement.

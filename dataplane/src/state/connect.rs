@@ -174,6 +174,39 @@ impl Hub {
             (Some(_), Some(pid)) => pid,
             _ => Arc::from(SocketId::new(self.engine.tag).as_str()),
         });
+        let register = |missed: Vec<packet::Outgoing>| {
+            self.register(
+                conn,
+                &ns,
+                (nsp, id, pid),
+                (auth, claims),
+                rooms,
+                restored.as_ref().map(|r| (r, missed)),
+            )
+        };
+        match (&restored, &ns.recovery) {
+            // A recovered socket joins its rooms and gets what it missed under the log's lock.
+            (Some(r), Some(rec)) => rec.with_replay(r, |missed| {
+                register(missed.unwrap_or_else(|why| {
+                    tracing::warn!(?why, "recovery replay became incomplete while the application decided");
+                    self.metrics.recovery_incomplete.inc();
+                    Vec::new()
+                }))
+            }),
+            _ => register(Vec::new()),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn register(
+        &self,
+        conn: &Arc<Conn>,
+        ns: &Arc<Namespace>,
+        (nsp, id, pid): (String, SocketId, Option<Arc<str>>),
+        (auth, claims): (Map<String, Value>, Option<Map<String, Value>>),
+        rooms: Vec<Room>,
+        restored: Option<(&Restored, Vec<packet::Outgoing>)>,
+    ) -> Option<Arc<Socket>> {
         let socket = Arc::new(Socket::new(
             id.clone(),
             ns.clone(),
@@ -188,7 +221,7 @@ impl Hub {
         self.engine.attach(conn);
         self.metrics.sockets.inc();
         let mut all_rooms: Vec<Room> = rooms;
-        if let Some(r) = &restored {
+        if let Some((r, _)) = &restored {
             all_rooms.extend(r.rooms.iter().cloned());
         }
         ns.join(&socket, &all_rooms);
@@ -201,9 +234,9 @@ impl Hub {
             return None;
         }
         self.send_to(&socket, &packet::connect_ok(&nsp, id.as_str(), pid.as_deref()), Delivery::Reliable);
-        if let Some(r) = restored {
+        if let Some((_, missed)) = restored {
             self.metrics.recoveries.inc();
-            for frames in &r.missed {
+            for frames in &missed {
                 self.send_to(&socket, frames, Delivery::Reliable);
             }
         }

@@ -193,6 +193,22 @@ impl Hub {
         }
     }
 
+    /// Set the recovery memory gauges from every namespace's log and sessions (at scrape).
+    pub fn refresh_recovery_gauges(&self) {
+        let (mut packets, mut bytes, mut sessions) = (0, 0, 0);
+        for ns in self.namespaces.iter() {
+            if let Some(rec) = &ns.recovery {
+                let (p, b) = rec.log_size();
+                packets += p;
+                bytes += b;
+                sessions += rec.sessions_held();
+            }
+        }
+        self.metrics.recovery_log_packets.set(packets as i64);
+        self.metrics.recovery_log_bytes.set(bytes as i64);
+        self.metrics.recovery_sessions.set(sessions as i64);
+    }
+
     /// Begin draining: refuse new sessions and report not ready.
     pub fn begin_shutdown(&self) {
         self.ready.store(false, Ordering::SeqCst);

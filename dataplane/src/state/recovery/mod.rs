@@ -31,14 +31,16 @@ pub use stream::{Incomplete, Stream};
 use super::packet::Outgoing;
 use crate::ids::{NodeTag, Room, SocketId};
 
-/// What a successful recovery gives back.
+/// A session that can be restored: its id and rooms, and where its replay starts. What it
+/// missed is read by `with_replay` when the socket is registered, so nothing logged between
+/// the check and the registration is lost.
 pub struct Restored {
     /// The socket's previous id.
     pub id: SocketId,
     /// Its rooms.
     pub rooms: Vec<Room>,
-    /// Packets it missed, in order.
-    pub missed: Vec<Outgoing>,
+    offset: Vector,
+    disconnected_at: u64,
 }
 
 /// A session as kept for recovery: the socket's id and rooms.
@@ -193,20 +195,30 @@ impl Recovery {
         self.sessions.lock().contains_key(pid)
     }
 
-    /// Restore the session `pid` whose last packet carried `offset`: its id, rooms and what it
-    /// missed, or `None` when the session is unknown, expired, or its replay is incomplete.
+    /// Take the session `pid` whose last packet carried `offset` for restoring, or `None` when
+    /// the session is unknown, expired, or its replay would be incomplete now.
     pub fn restore(&self, pid: &str, offset: Option<&str>) -> Option<Restored> {
         let (session, age) = self.take(pid)?;
         // A client that never received a logged packet sends no offset.
         let offset = Vector::parse(offset.unwrap_or(""))?;
         let now = self.now();
-        let missed = self
-            .stream
+        let disconnected_at = now.saturating_sub(age);
+        self.stream
             .lock()
-            .replay(&offset, &session.id, &session.rooms, now.saturating_sub(age), now)
+            .replay(&offset, &session.id, &session.rooms, disconnected_at, now)
             .map_err(|why| tracing::debug!(pid, ?why, "recovery refused: replay incomplete"))
             .ok()?;
-        Some(Restored { id: session.id, rooms: session.rooms, missed })
+        Some(Restored { id: session.id, rooms: session.rooms, offset, disconnected_at })
+    }
+
+    /// Run `f` with what `r` missed (in order), the log locked: `f` registers the socket and
+    /// queues the packets, and no logged broadcast comes between them. Incomplete only when
+    /// the log evicted what it needed since `restore` checked.
+    pub fn with_replay<R>(&self, r: &Restored, f: impl FnOnce(Result<Vec<Outgoing>, Incomplete>) -> R) -> R {
+        let now = self.now();
+        let mut stream = self.stream.lock();
+        let missed = stream.replay(&r.offset, &r.id, &r.rooms, r.disconnected_at, now);
+        f(missed)
     }
 }
 
@@ -243,7 +255,9 @@ mod tests {
         emit(&r, Selector::rooms(vec!["b".into()]), "three");
         let restored = r.restore("pid1", Some(&o1)).unwrap();
         assert_eq!(restored.id, id);
-        assert_eq!(restored.missed, vec![frames("two")]);
+        // Logged after the check: still replayed.
+        emit(&r, Selector::rooms(vec![room.clone()]), "four");
+        assert_eq!(r.with_replay(&restored, |m| m.unwrap()), vec![frames("two"), frames("four")]);
         assert!(r.restore("pid1", Some(&o1)).is_none(), "a session is restored once");
     }
 

@@ -189,6 +189,11 @@ impl Stream {
         self.log.len()
     }
 
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.log.is_empty()
+    }
+
     /// Bytes of frames held (metrics: what recovery costs in memory).
     pub fn bytes(&self) -> usize {
         self.log.iter().map(|l| l.frames.iter().map(|f| f.cost()).sum::<usize>()).sum()

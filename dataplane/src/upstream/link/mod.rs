@@ -397,6 +397,7 @@ impl Registry {
                     claims: s.claims.as_deref(),
                     rooms: rooms.iter().skip(1).map(String::as_str).collect(),
                     rebind: true,
+                    recovered: false,
                 }
                 .json(),
             ));
@@ -675,6 +676,7 @@ fn connect_json(conn: &Conn, prep: &PreparedConnect) -> String {
         claims: prep.claims.as_ref(),
         rooms: prep.restored_rooms().iter().map(|r| &**r).collect(),
         rebind: false,
+        recovered: prep.is_recovery(),
     }
     .json()
 }
