@@ -198,6 +198,14 @@ pub enum Msg {
         /// Position in the sender's stream of `ns`.
         seq: u64,
     },
+    /// Where the sender's stream of `ns` stands (sent once to a peer that just came up, in
+    /// order with `Logged`): the peer holds everything of it after `seq`.
+    StreamAt {
+        /// Namespace.
+        ns: String,
+        /// The sender's last stamp in `ns`.
+        seq: u64,
+    },
     /// The sender's socket `pid` has this id and these rooms: hold a replica of it.
     RecSave {
         /// Namespace.
@@ -248,6 +256,7 @@ const K_UNBOUND: u8 = 14;
 const K_LOGGED: u8 = 15;
 const K_REC_SAVE: u8 = 16;
 const K_REC_GONE: u8 = 17;
+const K_STREAM_AT: u8 = 18;
 
 struct W(BytesMut);
 
@@ -379,6 +388,11 @@ pub fn encode(msg: &Msg) -> Bytes {
             w.str(pid);
             w.str(id);
             w.list(rooms);
+        }
+        Msg::StreamAt { ns, seq } => {
+            w.0.put_u8(K_STREAM_AT);
+            w.str(ns);
+            w.0.put_u64(*seq);
         }
         Msg::RecGone { ns, pid, keep } => {
             w.0.put_u8(K_REC_GONE);
@@ -630,6 +644,7 @@ pub fn decode(body: &Bytes) -> Result<Msg, DecodeError> {
             Msg::Logged { ns: r.str()?, sel: r.sel()?, event: r.str()?, args: r.args()?, seq: r.u64()? }
         }
         K_REC_SAVE => Msg::RecSave { ns: r.str()?, pid: r.str()?, id: r.str()?, rooms: r.strings()? },
+        K_STREAM_AT => Msg::StreamAt { ns: r.str()?, seq: r.u64()? },
         K_REC_GONE => Msg::RecGone { ns: r.str()?, pid: r.str()?, keep: r.u8()? != 0 },
         k => return Err(DecodeError::Kind(k)),
     };
@@ -821,6 +836,7 @@ mod tests {
         });
         round_trip(Msg::RecSave { ns: "/".into(), pid: "p".into(), id: "i".into(), rooms: vec!["a".into()] });
         round_trip(Msg::RecGone { ns: "/".into(), pid: "p".into(), keep: true });
+        round_trip(Msg::StreamAt { ns: "/".into(), seq: 9 });
         round_trip(Msg::Request {
             id: 3,
             ns: "/".into(),

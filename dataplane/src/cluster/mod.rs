@@ -306,6 +306,7 @@ impl Cluster {
         let changed = !changes.is_empty();
         let mut links = self.links.lock();
         let mut down = Vec::new();
+        let mut up = Vec::new();
         for change in changes {
             match change {
                 membership::Change::Up(id, addr) => {
@@ -318,7 +319,8 @@ impl Cluster {
                         self.settings.queue_frames,
                         self.metrics.clone(),
                     );
-                    links.insert(id, link);
+                    links.insert(id.clone(), link);
+                    up.push(id);
                 }
                 membership::Change::Down(id) => {
                     tracing::info!(peer = %id, "peer down");
@@ -332,7 +334,7 @@ impl Cluster {
             apps.peers_changed(&down);
         }
         if let (true, Some(hub)) = (changed, self.hub.upgrade()) {
-            self.recovery_membership_changed(&hub, &down);
+            self.recovery_membership_changed(&hub, &up, &down);
         }
     }
 
@@ -476,6 +478,7 @@ impl Cluster {
             }
             Msg::RecSave { ns, pid, id, rooms } => self.on_rec_save(&hub, from, &ns, &pid, &id, rooms),
             Msg::RecGone { ns, pid, keep } => self.on_rec_gone(&hub, &ns, &pid, keep),
+            Msg::StreamAt { ns, seq } => self.on_stream_at(&hub, from, &ns, seq),
             msg @ (Msg::ToApp { .. }
             | Msg::FromApp { .. }
             | Msg::AppGone { .. }
@@ -699,6 +702,10 @@ impl Peers for Cluster {
 
     fn session_gone(&self, ns: &str, pid: &str, keep: bool) {
         self.drop_replicas(ns, pid, keep);
+    }
+
+    fn is_live(&self, tag: NodeTag) -> bool {
+        tag == self.tag || self.membership.read().by_tag(tag).is_some()
     }
 
     fn claim_session(

@@ -101,6 +101,16 @@ impl Cluster {
         }
     }
 
+    /// Where peer `from`'s stream of `ns` stands.
+    pub(super) fn on_stream_at(&self, hub: &Hub, from: &NodeId, ns: &str, seq: u64) {
+        if !hub.namespace_allowed(ns) {
+            return;
+        }
+        if let Some(rec) = &hub.namespace(ns).recovery {
+            rec.with_stream(|stream, now| stream.mark(tag_of(from), seq, now));
+        }
+    }
+
     /// Peer `from`'s socket `pid` left it.
     pub(super) fn on_rec_gone(&self, hub: &Hub, ns: &str, pid: &str, keep: bool) {
         if let Some(rec) = hub.existing_namespace(ns).as_ref().and_then(|n| n.recovery.as_ref()) {
@@ -110,10 +120,17 @@ impl Cluster {
 
     /// Membership changed: replicas of the sockets of nodes that went start their window, and
     /// this node's sockets are replicated where the new membership places them.
-    pub(super) fn recovery_membership_changed(&self, hub: &Hub, down: &[NodeId]) {
+    pub(super) fn recovery_membership_changed(&self, hub: &Hub, up: &[NodeId], down: &[NodeId]) {
         let mut sockets = Vec::new();
         for ns in hub.namespaces.iter() {
             let Some(rec) = &ns.recovery else { continue };
+            // Tell new peers where this node's stream stands, in order with what follows.
+            if !up.is_empty() {
+                rec.with_stream(|stream, _| {
+                    let at = Msg::StreamAt { ns: ns.name.to_string(), seq: stream.own_high() };
+                    self.broadcast_to(up, &at);
+                });
+            }
             for id in down {
                 rec.origin_down(tag_of(id));
             }

@@ -93,6 +93,8 @@ pub trait Peers: Send + Sync + 'static {
     /// Claim recovery session `pid` of `ns` from the peers: its state and how long ago it
     /// disconnected, if a peer held it (every holder forgets it).
     fn claim_session(self: Arc<Self>, ns: String, pid: String) -> BoxFut<Option<(recovery::Session, u64)>>;
+    /// Whether the node minting `tag` is this node or a live peer.
+    fn is_live(&self, tag: crate::ids::NodeTag) -> bool;
 }
 
 /// One hub node.

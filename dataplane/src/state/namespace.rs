@@ -104,6 +104,7 @@ impl Namespace {
             rooms_version: AtomicU64::new(0),
             recovery: r.enabled.then(|| {
                 Recovery::new(me, epoch, r.max_disconnection_ms, r.max_buffered_packets, r.max_sessions)
+                    .with_peers(peers.clone())
             }),
             join_grants,
             emit_grants,

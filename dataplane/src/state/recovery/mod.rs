@@ -22,11 +22,12 @@ mod stream;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 pub use offset::{Stamp, Vector};
-pub use stream::{Incomplete, Stream};
+pub use stream::{Incomplete, Stream, SETTLE_MS};
 
 use super::packet::Outgoing;
 use crate::ids::{NodeTag, Room, SocketId};
@@ -70,6 +71,8 @@ pub struct Recovery {
     /// Sessions refused because `max_sessions` were held (metrics).
     pub refused: AtomicU64,
     clock: tokio::time::Instant,
+    /// The cluster: which emitters are still members (none on a single node).
+    peers: Option<Arc<dyn super::Peers>>,
 }
 
 impl Recovery {
@@ -85,6 +88,7 @@ impl Recovery {
     ) -> Self {
         let clock = epoch;
         Recovery {
+            peers: None,
             max_age_ms,
             max_sessions,
             stream: Mutex::new(Stream::new(me, max_packets, max_age_ms, 0)),
@@ -93,6 +97,16 @@ impl Recovery {
             refused: AtomicU64::new(0),
             clock,
         }
+    }
+
+    /// In a cluster: ask `peers` which emitters are still members.
+    pub fn with_peers(mut self, peers: Option<Arc<dyn super::Peers>>) -> Self {
+        self.peers = peers;
+        self
+    }
+
+    fn live(&self) -> impl Fn(NodeTag) -> bool + '_ {
+        move |tag| self.peers.as_ref().is_some_and(|p| p.is_live(tag))
     }
 
     fn now(&self) -> u64 {
@@ -205,8 +219,10 @@ impl Recovery {
         let disconnected_at = now.saturating_sub(age);
         self.stream
             .lock()
-            .replay(&offset, &session.id, &session.rooms, disconnected_at, now)
-            .map_err(|why| tracing::debug!(pid, ?why, "recovery refused: replay incomplete"))
+            .replay(&offset, &session.id, &session.rooms, disconnected_at, now, self.live())
+            .map_err(|why| {
+                tracing::debug!(pid, ?why, offset = %offset.text(), age, "recovery refused: replay incomplete")
+            })
             .ok()?;
         Some(Restored { id: session.id, rooms: session.rooms, offset, disconnected_at })
     }
@@ -217,7 +233,7 @@ impl Recovery {
     pub fn with_replay<R>(&self, r: &Restored, f: impl FnOnce(Result<Vec<Outgoing>, Incomplete>) -> R) -> R {
         let now = self.now();
         let mut stream = self.stream.lock();
-        let missed = stream.replay(&r.offset, &r.id, &r.rooms, r.disconnected_at, now);
+        let missed = stream.replay(&r.offset, &r.id, &r.rooms, r.disconnected_at, now, self.live());
         f(missed)
     }
 }

@@ -44,8 +44,8 @@ struct Emitter {
 pub enum Incomplete {
     /// Packets of this emitter after the client's offset are no longer (or never were) here.
     Missing(NodeTag),
-    /// The client's offset names an emitter this node never heard from while the client was
-    /// still connected elsewhere.
+    /// The client's offset names a live emitter this node never heard from, and this node
+    /// started too recently to tell that it sent nothing the client lacks.
     Unknown(NodeTag),
 }
 
@@ -64,7 +64,7 @@ pub struct Stream {
 /// its offset names an emitter this node never heard from: every live emitter sends its whole
 /// stream to every peer once linked (a few gossip rounds after start), so that emitter sent
 /// nothing the client lacked since then.
-const SETTLE_MS: u64 = 3000;
+pub const SETTLE_MS: u64 = 3000;
 
 impl Stream {
     /// An empty log for the node `me`, started at `now` (ms).
@@ -111,6 +111,24 @@ impl Stream {
         true
     }
 
+    /// This node's last stamp (where its stream stands).
+    pub fn own_high(&self) -> u64 {
+        self.next_own
+    }
+
+    /// Emitter `tag`'s stream stands at `seq` (told when the link to it came up, in order
+    /// with its packets): everything after `seq` will arrive here, nothing before is needed
+    /// by a client whose offset names `seq` or more.
+    pub fn mark(&mut self, tag: NodeTag, seq: u64, now: u64) {
+        self.emitters.entry(tag.0).or_insert(Emitter {
+            low: seq + 1,
+            high: seq,
+            last_at: now,
+            lost_at: None,
+            held: 0,
+        });
+    }
+
     /// The offset a packet applied now carries: every emitter this node holds.
     pub fn vector(&self) -> Vector {
         Vector(self.emitters.iter().map(|(t, e)| (*t, e.high)).collect())
@@ -148,7 +166,9 @@ impl Stream {
 
     /// What a socket with `id` in `rooms`, whose last packet carried `offset`, missed — in
     /// the order this node applied it — or why that cannot be told. `disconnected_at` is when
-    /// the socket went away (on this node's clock).
+    /// the socket went away (on this node's clock); `live` tells the emitters still in the
+    /// cluster (a gone one sent everything it ever will before this node could hear it).
+    #[allow(clippy::too_many_arguments)]
     pub fn replay(
         &mut self,
         offset: &Vector,
@@ -156,6 +176,7 @@ impl Stream {
         rooms: &[Room],
         disconnected_at: u64,
         now: u64,
+        live: impl Fn(NodeTag) -> bool,
     ) -> Result<Vec<Outgoing>, Incomplete> {
         self.evict(now);
         for (tag, e) in &self.emitters {
@@ -167,11 +188,16 @@ impl Stream {
                 None => e.lost_at.is_none_or(|at| now.saturating_sub(at) > self.max_age),
             };
             if !complete {
+                tracing::debug!(?tag, low = e.low, high = e.high, lost_at = ?e.lost_at, now, started = self.started, "replay: stream incomplete");
                 return Err(Incomplete::Missing(tag));
             }
         }
         for tag in offset.0.keys() {
-            if !self.emitters.contains_key(tag) && disconnected_at < self.started + SETTLE_MS {
+            let young = disconnected_at < self.started + SETTLE_MS;
+            // This node's own stream is complete here by definition.
+            let own = *tag == self.me.0;
+            if !own && !self.emitters.contains_key(tag) && young && live(NodeTag(*tag)) {
+                tracing::debug!(tag, disconnected_at, started = self.started, known = ?self.emitters.keys().collect::<Vec<_>>(), "replay: unknown emitter");
                 return Err(Incomplete::Unknown(NodeTag(*tag)));
             }
         }
@@ -241,7 +267,7 @@ mod tests {
             y.log(*s, all.clone(), frames(&name(s)), 2000);
         }
         // The client of x got A1 B1 A2; y replays B2 A3 (in y's order), not B1 or A1/A2.
-        let missed = y.replay(&offset_after_third, &id, &[], 2500, 3000).unwrap();
+        let missed = y.replay(&offset_after_third, &id, &[], 2500, 3000, |_| true).unwrap();
         let expect: Vec<Outgoing> = [st(B, 2), st(A, 3)].iter().map(|s| frames(&name(s))).collect();
         assert_eq!(missed, expect);
     }
@@ -255,9 +281,9 @@ mod tests {
         assert!(x.apply(st(A, 3), 5001), "a gap is applied");
         x.log(st(A, 3), Selector::default(), frames("a3"), 5001);
         let seen_1 = Vector([(A.0, 1)].into());
-        assert_eq!(x.replay(&seen_1, &id, &[], 5002, 5003), Err(Incomplete::Missing(A)));
+        assert_eq!(x.replay(&seen_1, &id, &[], 5002, 5003, |_| true), Err(Incomplete::Missing(A)));
         let seen_2 = Vector([(A.0, 2)].into());
-        assert_eq!(x.replay(&seen_2, &id, &[], 5002, 5003).unwrap(), vec![frames("a3")]);
+        assert_eq!(x.replay(&seen_2, &id, &[], 5002, 5003, |_| true).unwrap(), vec![frames("a3")]);
     }
 
     #[test]
@@ -269,10 +295,10 @@ mod tests {
             x.log(st(A, seq), Selector::default(), frames(&seq.to_string()), 5000);
         }
         assert_eq!(x.len(), 2);
-        assert!(x.replay(&Vector([(A.0, 0)].into()), &id, &[], 5000, 5000).is_err());
-        assert_eq!(x.replay(&Vector([(A.0, 1)].into()), &id, &[], 5000, 5000).unwrap().len(), 2);
+        assert!(x.replay(&Vector([(A.0, 0)].into()), &id, &[], 5000, 5000, |_| true).is_err());
+        assert_eq!(x.replay(&Vector([(A.0, 1)].into()), &id, &[], 5000, 5000, |_| true).unwrap().len(), 2);
         // No offset for A at all: A lost entries within the window, so refuse.
-        assert!(x.replay(&Vector::default(), &id, &[], 5000, 5000).is_err());
+        assert!(x.replay(&Vector::default(), &id, &[], 5000, 5000, |_| true).is_err());
     }
 
     #[test]
@@ -284,8 +310,20 @@ mod tests {
             x.log(st(A, seq), Selector::rooms(vec![room.into()]), frames(room), 10_000);
         }
         let offset = Vector([(A.0, 0), (B.0, 7)].into());
-        assert_eq!(x.replay(&offset, &id, &["b".into()], 10_500, 10_600), Err(Incomplete::Unknown(B)));
-        assert_eq!(x.replay(&offset, &id, &["b".into()], 14_000, 14_100).unwrap(), vec![frames("b")]);
+        assert_eq!(
+            x.replay(&offset, &id, &["b".into()], 10_500, 10_600, |_| true),
+            Err(Incomplete::Unknown(B))
+        );
+        assert_eq!(
+            x.replay(&offset, &id, &["b".into()], 14_000, 14_100, |_| true).unwrap(),
+            vec![frames("b")]
+        );
+        // An emitter that left the cluster sent all it ever will: a young log may replay.
+        let offset = Vector([(A.0, 0), (B.0, 7)].into());
+        assert_eq!(
+            x.replay(&offset, &id, &["b".into()], 10_500, 10_600, |t| t != B).unwrap(),
+            vec![frames("b")]
+        );
     }
 
     #[test]
