@@ -84,6 +84,12 @@ impl HubConfig {
         if s.recovery.enabled && s.recovery.max_buffered_packets == 0 {
             bad("socketio.recovery.max_buffered_packets", "must be above 0 when recovery is on".into());
         }
+        if s.recovery.enabled && s.recovery.max_sessions == 0 {
+            bad("socketio.recovery.max_sessions", "must be above 0 when recovery is on".into());
+        }
+        if s.recovery.replicas > 16 {
+            bad("socketio.recovery.replicas", format!("{} is above 16", s.recovery.replicas));
+        }
         for origin in &self.cors.allowed_origins {
             if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 bad(

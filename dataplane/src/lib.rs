@@ -196,12 +196,15 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
 }
 
 async fn ready_when_settled(hub: Arc<Hub>, cluster: Arc<cluster::Cluster>) {
-    let alone_until = tokio::time::Instant::now() + Duration::from_secs(10);
-    // A first node has no peer to wait for: it is ready after the deadline.
+    // A node that finds no peer within a few gossip rounds starts a cluster: nothing to settle.
+    let alone_until =
+        tokio::time::Instant::now() + (cluster.settings.gossip_interval * 5).max(Duration::from_secs(1));
     while cluster.peer_ids().is_empty() && tokio::time::Instant::now() < alone_until {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(state::recovery::SETTLE_MS)).await;
+    if !cluster.peer_ids().is_empty() {
+        tokio::time::sleep(Duration::from_millis(state::recovery::SETTLE_MS)).await;
+    }
     if !hub.engine.is_draining() {
         hub.ready.store(true, Ordering::SeqCst);
         tracing::info!("recovery streams settled: ready");

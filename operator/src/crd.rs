@@ -250,6 +250,24 @@ pub struct Recovery {
     #[serde(default = "default_max_buffered")]
     #[schemars(range(min = 1, max = 10_000_000))]
     pub max_buffered_packets: i64,
+    /// How many other pods hold a copy of each connected socket's recovery state, so a socket
+    /// is recovered when its pod dies. Default 1.
+    #[serde(default = "default_recovery_replicas")]
+    #[schemars(range(min = 0, max = 16))]
+    pub replicas: i64,
+    /// Most recovery sessions (disconnected sockets and replicas) a pod holds per namespace.
+    /// Default 100000.
+    #[serde(default = "default_recovery_sessions")]
+    #[schemars(range(min = 1, max = 100_000_000))]
+    pub max_sessions: i64,
+}
+
+fn default_recovery_replicas() -> i64 {
+    1
+}
+
+fn default_recovery_sessions() -> i64 {
+    100_000
 }
 
 impl Default for Recovery {
@@ -258,6 +276,8 @@ impl Default for Recovery {
             enabled: false,
             max_disconnection_ms: default_max_disconnection(),
             max_buffered_packets: default_max_buffered(),
+            replicas: default_recovery_replicas(),
+            max_sessions: default_recovery_sessions(),
         }
     }
 }

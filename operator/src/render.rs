@@ -520,6 +520,9 @@ fn hub_config(names: &Names, spec: &SocketIOHubSpec, endpoint: &str) -> Result<H
         unsigned("spec.connectionStateRecovery.maxDisconnectionMs", r.max_disconnection_ms);
     c.socketio.recovery.max_buffered_packets =
         unsigned("spec.connectionStateRecovery.maxBufferedPackets", r.max_buffered_packets) as usize;
+    c.socketio.recovery.replicas = unsigned("spec.connectionStateRecovery.replicas", r.replicas) as usize;
+    c.socketio.recovery.max_sessions =
+        unsigned("spec.connectionStateRecovery.maxSessions", r.max_sessions) as usize;
     c.cors.allowed_origins = spec.cors.allowed_origins.clone();
     c.cors.credentials = spec.cors.credentials;
     c.upstream.mode = match spec.upstream.mode {
@@ -572,6 +575,8 @@ fn spec_path(config_field: &str) -> String {
         ("engine.max_payload", "spec.maxPayloadBytes"),
         ("socketio.namespaces", "spec.namespaces"),
         ("socketio.recovery.max_buffered_packets", "spec.connectionStateRecovery.maxBufferedPackets"),
+        ("socketio.recovery.max_sessions", "spec.connectionStateRecovery.maxSessions"),
+        ("socketio.recovery.replicas", "spec.connectionStateRecovery.replicas"),
         ("cors.allowed_origins", "spec.cors.allowedOrigins"),
         ("cors.credentials", "spec.cors.credentials"),
         ("upstream.webhook_url", "spec.upstream.webhookUrl"),

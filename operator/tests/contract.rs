@@ -236,8 +236,17 @@ async fn every_example_renders_a_config_the_hub_accepts() {
             let res = http.get(format!("{base}?EIO=4&transport=polling")).send().await.unwrap();
             assert_eq!(res.status(), 400, "examples/{stem}.yaml: polling must be refused");
         }
-        let res = http.get(format!("http://{}/readyz", running.admin)).send().await.unwrap();
-        assert_eq!(res.status(), 200, "examples/{stem}.yaml: /readyz");
+        // A node of a cluster with recovery turns ready once it knows it is alone (or its
+        // streams settled): poll, with a deadline.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let res = http.get(format!("http://{}/readyz", running.admin)).send().await.unwrap();
+            if res.status() == 200 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "examples/{stem}.yaml: /readyz {}", res.status());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
