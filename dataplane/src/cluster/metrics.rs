@@ -27,6 +27,10 @@ pub struct ClusterMetrics {
     pub forwarded: IntCounterVec,
     /// Remote operations that timed out waiting for a peer, by kind.
     pub remote_timeouts: IntCounterVec,
+    /// Peers that left the live set, by how: `left` (it had gossiped not-ready first: a drain,
+    /// a scale-down, a rollout) or `failed` (it vanished while ready: a crash, a lost node, a
+    /// partition). A peer that only changed its mesh address is not counted.
+    pub peers_lost: IntCounterVec,
 }
 
 impl ClusterMetrics {
@@ -73,6 +77,27 @@ impl ClusterMetrics {
                 "Remote operations that timed out waiting for a peer.",
                 &["kind"],
             ),
+            peers_lost: counter_vec(
+                "cluster_peers_lost_total",
+                "Peers that left the live set: left (drained first) or failed (vanished while ready).",
+                &["how"],
+            ),
         }
+        .init_series()
+    }
+
+    /// Create the series the chart's dashboard and alerts select by label value, at 0.
+    fn init_series(self) -> Self {
+        for how in ["left", "failed"] {
+            self.peers_lost.with_label_values(&[how]);
+        }
+        for reason in ["queue_full", "no_link", "write_failed", "bad_frame", "bad_record"] {
+            self.mesh_dropped.with_label_values(&[reason]);
+        }
+        for direction in ["in", "out"] {
+            self.mesh_messages.with_label_values(&[direction]);
+            self.mesh_bytes.with_label_values(&[direction]);
+        }
+        self
     }
 }

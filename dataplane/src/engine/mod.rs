@@ -270,11 +270,18 @@ impl Engine {
     /// heartbeats) until they are closed or `stop` is called.
     pub fn begin_shutdown(&self) {
         self.draining.store(true, Ordering::Relaxed);
+        self.metrics.draining.set(1);
+    }
+
+    /// Whether new sessions are refused because the node is draining or stopped.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) || self.shutdown.is_cancelled()
     }
 
     /// Stop: the listener, the heartbeat task and the admin server end.
     pub fn stop(&self) {
         self.draining.store(true, Ordering::Relaxed);
+        self.metrics.draining.set(1);
         self.shutdown.cancel();
     }
 

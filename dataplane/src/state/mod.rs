@@ -16,7 +16,7 @@ mod namespace;
 pub mod ops;
 mod packet;
 mod permissions;
-mod recovery;
+pub(crate) mod recovery;
 mod socket;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -38,6 +38,36 @@ pub struct Restored {
     pub missed: Vec<Outgoing>,
 }
 
+/// Why a recovery attempt restored nothing (a metric label each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// No saved session under that id here: never disconnected from this node (a client that
+    /// reconnects to another node of a cluster lands here), already restored, or evicted.
+    Unknown,
+    /// Saved, but longer ago than `max_disconnection_ms`.
+    Expired,
+    /// The client's offset is not one this hub hands out.
+    BadOffset,
+    /// The log no longer reaches back to the client's offset (more than `max_buffered_packets`
+    /// broadcasts since): replaying would skip packets.
+    Truncated,
+}
+
+impl Miss {
+    /// Every reason, for metrics that start each series at 0.
+    pub const ALL: [Miss; 4] = [Miss::Unknown, Miss::Expired, Miss::BadOffset, Miss::Truncated];
+
+    /// Low-cardinality metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Miss::Unknown => "unknown",
+            Miss::Expired => "expired",
+            Miss::BadOffset => "bad_offset",
+            Miss::Truncated => "truncated",
+        }
+    }
+}
+
 /// Recovery state of one namespace.
 pub struct Recovery {
     max_age_ms: u64,
@@ -93,15 +123,15 @@ impl Recovery {
 
     /// Restore the session `pid` that last saw `offset`, if it is still within the window and
     /// the log still reaches back to that offset.
-    pub fn restore(&self, pid: &str, offset: Option<&str>) -> Option<Restored> {
+    pub fn restore(&self, pid: &str, offset: Option<&str>) -> Result<Restored, Miss> {
         let now = self.now();
-        let saved = self.saved.lock().remove(pid)?;
+        let saved = self.saved.lock().remove(pid).ok_or(Miss::Unknown)?;
         if now - saved.at > self.max_age_ms {
-            return None;
+            return Err(Miss::Expired);
         }
         // A client that never received a logged packet sends no offset.
         let offset: u64 = match offset {
-            Some(o) => o.parse().ok()?,
+            Some(o) => o.parse().map_err(|_| Miss::BadOffset)?,
             None => 0,
         };
         let log = self.log.lock();
@@ -113,14 +143,14 @@ impl Recovery {
             None => offset + 1 >= self.next.load(Ordering::Relaxed),
         };
         if !complete {
-            return None;
+            return Err(Miss::Truncated);
         }
         let missed = log
             .iter()
             .filter(|l| l.offset > offset && l.target.matches(&saved.id, &saved.rooms))
             .map(|l| l.frames.clone())
             .collect();
-        Some(Restored { id: saved.id, rooms: saved.rooms, missed })
+        Ok(Restored { id: saved.id, rooms: saved.rooms, missed })
     }
 }
 
@@ -151,7 +181,11 @@ mod tests {
         let restored = r.restore("pid1", Some(&o1.to_string())).unwrap();
         assert_eq!(restored.id, id);
         assert_eq!(restored.missed, vec![frames("two")]);
-        assert!(r.restore("pid1", Some(&o1.to_string())).is_none(), "a session is restored once");
+        assert_eq!(
+            r.restore("pid1", Some(&o1.to_string())).err(),
+            Some(Miss::Unknown),
+            "a session is restored once"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -159,6 +193,20 @@ mod tests {
         let r = Recovery::new(1000, 100);
         r.save("p", SocketId::new(NodeTag(1)), vec![]);
         tokio::time::advance(std::time::Duration::from_millis(1500)).await;
-        assert!(r.restore("p", None).is_none());
+        assert_eq!(r.restore("p", None).err(), Some(Miss::Expired));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tells_a_bad_offset_from_a_truncated_log() {
+        let r = Recovery::new(60_000, 2);
+        r.save("p", SocketId::new(NodeTag(1)), vec![]);
+        assert_eq!(r.restore("p", Some("not-a-number")).err(), Some(Miss::BadOffset));
+        r.save("p", SocketId::new(NodeTag(1)), vec![]);
+        for _ in 0..3 {
+            let o = r.next_offset();
+            r.log(o, Selector::default(), frames("x"));
+        }
+        // Offset 0: the client saw nothing, but only the last two of three packets are kept.
+        assert_eq!(r.restore("p", None).err(), Some(Miss::Truncated));
     }
 }
