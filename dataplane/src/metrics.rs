@@ -188,6 +188,12 @@ impl Metrics {
         for reason in ["no_upstream", "unexpected_ack", "unknown_namespace", "bad_binary"] {
             self.events_dropped.with_label_values(&[reason]);
         }
+        for kind in ["engine", "socketio", "payload_too_large", "refused"] {
+            self.bad_input.with_label_values(&[kind]);
+        }
+        for limit in crate::limits::LimitHit::LABELS {
+            self.limit_refusals.with_label_values(&[limit]);
+        }
         for kind in crate::upstream::webhook::CALL_KINDS {
             self.webhook_seconds.with_label_values(&[kind]);
             for reason in crate::upstream::webhook::FAILURE_REASONS {

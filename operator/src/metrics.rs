@@ -114,6 +114,7 @@ impl Metrics {
         // Export every series from the start, so rates work from the first scrape.
         for r in [ReconcileResult::Ok, ReconcileResult::Invalid, ReconcileResult::Error] {
             reconciles.with_label_values(&[r.label()]).reset();
+            duration.with_label_values(&[r.label()]);
         }
         Metrics {
             registry,

@@ -94,6 +94,11 @@ impl ClusterMetrics {
         for reason in ["queue_full", "no_link", "write_failed", "bad_frame", "bad_record"] {
             self.mesh_dropped.with_label_values(&[reason]);
         }
+        for kind in ["polling", "websocket"] {
+            for result in ["ok", "unknown_owner", "failed"] {
+                self.forwarded.with_label_values(&[kind, result]);
+            }
+        }
         for direction in ["in", "out"] {
             self.mesh_messages.with_label_values(&[direction]);
             self.mesh_bytes.with_label_values(&[direction]);
