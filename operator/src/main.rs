@@ -182,7 +182,12 @@ async fn main() -> anyhow::Result<()> {
             tokio::select! { _ = stopped(stop) => {}, _ = stopped(lost) => {} }
         }
     };
-    tokio::spawn(podcost::run(cost, controller.store(), Duration::from_secs(args.pod_cost_seconds), cost_stop));
+    tokio::spawn(podcost::run(
+        cost,
+        controller.store(),
+        Duration::from_secs(args.pod_cost_seconds),
+        cost_stop,
+    ));
 
     if let Some(elector) = elector.as_ref() {
         let elector = LeaderElector::new(client.clone(), elector.config().clone());

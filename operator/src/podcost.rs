@@ -187,7 +187,9 @@ impl PodCost {
                 Ok(load) => {
                     loads.insert(pod, load);
                 }
-                Err(e) => tracing::debug!(hub = %format!("{ns}/{name}"), %pod, error = %e, "cannot read pod load"),
+                Err(e) => {
+                    tracing::debug!(hub = %format!("{ns}/{name}"), %pod, error = %e, "cannot read pod load")
+                }
             }
         }
         let writes = plan(&targets, &loads);
@@ -212,7 +214,12 @@ impl PodCost {
 
     /// Set (or with `null`, remove) the cost of `pod`. A merge patch, never an apply: a pod
     /// deleted meanwhile (a scale-down) must stay deleted, and answers 404 (`Ok(false)`).
-    async fn annotate(&self, pods: &Api<Pod>, pod: &str, value: serde_json::Value) -> Result<bool, kube::Error> {
+    async fn annotate(
+        &self,
+        pods: &Api<Pod>,
+        pod: &str,
+        value: serde_json::Value,
+    ) -> Result<bool, kube::Error> {
         let patch = json!({ "metadata": { "annotations": { DELETION_COST_ANNOTATION: value } } });
         let params = PatchParams { field_manager: Some(COST_FIELD_MANAGER.into()), ..PatchParams::default() };
         let res = pods.patch(pod, &params, &Patch::Merge(&patch)).await;
@@ -246,22 +253,31 @@ pub async fn run(
                 }
                 live.insert(key.clone());
                 match cost.update_hub(&hub).await {
-                    Ok(n) if n > 0 => tracing::debug!(hub = %format!("{}/{}", key.0, key.1), written = n, "pod costs"),
+                    Ok(n) if n > 0 => {
+                        tracing::debug!(hub = %format!("{}/{}", key.0, key.1), written = n, "pod costs")
+                    }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(hub = %format!("{}/{}", key.0, key.1), error = %e, "pod costs not updated"),
+                    Err(e) => {
+                        tracing::warn!(hub = %format!("{}/{}", key.0, key.1), error = %e, "pod costs not updated")
+                    }
                 }
                 annotated.insert(key);
             }
             let stale: Vec<_> = annotated.difference(&live).cloned().collect();
             for (ns, name) in stale {
                 // A deleted hub's pods go with it; one that stopped autoscaling keeps its pods.
-                let still_there = hubs.state().iter().any(|h| h.namespace().as_deref() == Some(ns.as_str()) && h.name_any() == name);
+                let still_there = hubs
+                    .state()
+                    .iter()
+                    .any(|h| h.namespace().as_deref() == Some(ns.as_str()) && h.name_any() == name);
                 let cleared = if still_there { cost.clear_hub(&ns, &name).await } else { Ok(()) };
                 match cleared {
                     Ok(()) => {
                         annotated.remove(&(ns, name));
                     }
-                    Err(e) => tracing::warn!(hub = %format!("{ns}/{name}"), error = %e, "pod costs not removed"),
+                    Err(e) => {
+                        tracing::warn!(hub = %format!("{ns}/{name}"), error = %e, "pod costs not removed")
+                    }
                 }
             }
         }
@@ -281,7 +297,8 @@ mod tests {
         if let Some(c) = cost {
             annotations.insert(DELETION_COST_ANNOTATION.into(), json!(c));
         }
-        let ports: Vec<_> = admin.into_iter().map(|p| json!({ "name": "admin", "containerPort": p })).collect();
+        let ports: Vec<_> =
+            admin.into_iter().map(|p| json!({ "name": "admin", "containerPort": p })).collect();
         serde_json::from_value(json!({
             "metadata": { "name": name, "annotations": annotations },
             "spec": { "containers": [{ "name": "hub", "image": "x", "ports": ports }] },
@@ -304,7 +321,11 @@ mod tests {
             t,
             vec![
                 Target { pod: "a".into(), admin: "10.0.0.1:9191".parse().unwrap(), current: None },
-                Target { pod: "b".into(), admin: "10.0.0.2:9090".parse().unwrap(), current: Some("7".into()) },
+                Target {
+                    pod: "b".into(),
+                    admin: "10.0.0.2:9090".parse().unwrap(),
+                    current: Some("7".into())
+                },
             ]
         );
         let mut deleting = pod("f", "Running", Some("10.0.0.6"), None, None);

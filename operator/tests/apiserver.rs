@@ -767,10 +767,14 @@ async fn autoscaling(admin: &Client, bin: &std::path::Path) {
     let hub = wait_condition(&hubs, "live", PROGRESSING, "True", 30).await;
     assert_eq!(hub.status.as_ref().unwrap().selector.as_deref(), Some(selector_string("live").as_str()));
     // The server validated and stored the HPA; it names the hub and the hub's metric.
-    let hpa = until("HorizontalPodAutoscaler created", 30, || async { hpas.get_opt("live").await.ok()? }).await;
+    let hpa =
+        until("HorizontalPodAutoscaler created", 30, || async { hpas.get_opt("live").await.ok()? }).await;
     assert!(hpa.owner_references().iter().any(|o| Some(&o.uid) == created.metadata.uid.as_ref()));
     let spec = &hpa.data["spec"];
-    assert_eq!(spec["scaleTargetRef"], json!({ "apiVersion": "socketio.dev/v1alpha1", "kind": "SocketIOHub", "name": "live" }));
+    assert_eq!(
+        spec["scaleTargetRef"],
+        json!({ "apiVersion": "socketio.dev/v1alpha1", "kind": "SocketIOHub", "name": "live" })
+    );
     assert_eq!((spec["minReplicas"].as_i64(), spec["maxReplicas"].as_i64()), (Some(2), Some(6)));
     assert_eq!(spec["metrics"][0]["pods"]["metric"]["name"], CONNECTIONS_METRIC);
     assert_eq!(spec["metrics"][0]["pods"]["target"]["averageValue"], "100");
@@ -783,7 +787,11 @@ async fn autoscaling(admin: &Client, bin: &std::path::Path) {
     // would not ask: report two ready pods as the StatefulSet controller would).
     let stss: Api<StatefulSet> = Api::namespaced(admin.clone(), ns);
     let sts = stss.get("live").await.unwrap();
-    assert_eq!(sts.spec.as_ref().unwrap().replicas, Some(2), "spec.replicas defaults to 2 without autoscaler action");
+    assert_eq!(
+        sts.spec.as_ref().unwrap().replicas,
+        Some(2),
+        "spec.replicas defaults to 2 without autoscaler action"
+    );
     simulate_ready_pods(&stss, "live").await;
     wait_condition(&hubs, "live", READY, "True", 30).await;
     let message = until("the HPA controller asks for socketio_hub_connections", 60, || async {
@@ -821,8 +829,10 @@ async fn autoscaling(admin: &Client, bin: &std::path::Path) {
         }))
         .unwrap();
         // The namespace's default ServiceAccount (which admission requires) appears shortly after it.
-        until(&format!("Pod {pod} created"), 30, || async { pods.create(&PostParams::default(), &obj).await.ok() })
-            .await;
+        until(&format!("Pod {pod} created"), 30, || async {
+            pods.create(&PostParams::default(), &obj).await.ok()
+        })
+        .await;
         let status = json!({ "status": { "phase": "Running", "podIP": ip, "podIPs": [{ "ip": ip }] } });
         pods.patch_status(pod, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
         running.push(hub);
@@ -833,7 +843,10 @@ async fn autoscaling(admin: &Client, bin: &std::path::Path) {
     };
     let costs_are = |a: &'static str, b: &'static str| {
         let cost = &cost;
-        async move { (cost("live-a").await.as_deref() == Some(a) && cost("live-b").await.as_deref() == Some(b)).then_some(()) }
+        async move {
+            (cost("live-a").await.as_deref() == Some(a) && cost("live-b").await.as_deref() == Some(b))
+                .then_some(())
+        }
     };
     // Three connections on a, none on b.
     let mut a_sids = Vec::new();
@@ -851,7 +864,8 @@ async fn autoscaling(admin: &Client, bin: &std::path::Path) {
         close_session(&http, &running[0].clients, &sid).await;
     }
     until("costs a=1 b=5", 30, || costs_are("1", "5")).await;
-    let body = http.get(format!("http://{}/load", running[1].admin)).send().await.unwrap().text().await.unwrap();
+    let body =
+        http.get(format!("http://{}/load", running[1].admin)).send().await.unwrap().text().await.unwrap();
     let load: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(load["connections"], 5, "/load: {load}");
     assert_eq!(load["draining"], false);

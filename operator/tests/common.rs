@@ -54,7 +54,8 @@ pub fn hub_binary() -> Option<PathBuf> {
     if let Ok(bin) = std::env::var("SOCKETIO_HUB_BIN") {
         return Some(PathBuf::from(bin));
     }
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
     let bin = target.join("debug/socketio-hub");
     bin.exists().then_some(bin)
 }

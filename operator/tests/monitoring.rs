@@ -186,7 +186,14 @@ fn helm_template() -> Option<Vec<Value>> {
     let out = match Command::new("helm")
         .args(["template", "sioh"])
         .arg(&chart)
-        .args(["-n", "sioh-system", "--set", "grafanaDashboard.enabled=true", "--set", "prometheusRule.enabled=true"])
+        .args([
+            "-n",
+            "sioh-system",
+            "--set",
+            "grafanaDashboard.enabled=true",
+            "--set",
+            "prometheusRule.enabled=true",
+        ])
         .args(["--set", "hubPodMonitor.enabled=true"])
         .output()
     {
@@ -213,7 +220,11 @@ fn queries(docs: &[Value]) -> Vec<(String, String)> {
         .iter()
         .filter(|d| d["kind"] == "ConfigMap" && d["metadata"]["labels"]["grafana_dashboard"] == "1")
         .collect();
-    assert_eq!(dashboards.len(), 1, "one dashboard ConfigMap with the sidecar label grafana_dashboard: \"1\"");
+    assert_eq!(
+        dashboards.len(),
+        1,
+        "one dashboard ConfigMap with the sidecar label grafana_dashboard: \"1\""
+    );
     let data = dashboards[0]["data"].as_object().expect("ConfigMap data");
     assert_eq!(data.len(), 1, "one dashboard file");
     let (file, json) = data.iter().next().unwrap();
@@ -229,7 +240,8 @@ fn queries(docs: &[Value]) -> Vec<(String, String)> {
     panels(&dash["panels"], &mut all);
     for p in &all {
         for t in p["targets"].as_array().into_iter().flatten() {
-            let expr = t["expr"].as_str().unwrap_or_else(|| panic!("panel {:?}: a target without expr", p["title"]));
+            let expr =
+                t["expr"].as_str().unwrap_or_else(|| panic!("panel {:?}: a target without expr", p["title"]));
             out.push((format!("dashboard panel {:?}", p["title"].as_str().unwrap_or("")), expr.to_string()));
         }
     }
@@ -298,15 +310,27 @@ async fn dashboard_and_alerts_query_only_exported_series() {
     assert!(exported.len() > 100, "too few series scraped: {}", exported.len());
 
     let queries = queries(&docs);
-    assert!(queries.len() >= 30, "expected the whole dashboard and rule set, found {} queries", queries.len());
+    assert!(
+        queries.len() >= 30,
+        "expected the whole dashboard and rule set, found {} queries",
+        queries.len()
+    );
     let problems: Vec<String> = queries.iter().flat_map(|(origin, q)| check(origin, q, &exported)).collect();
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
     let names: BTreeSet<&str> = exported.iter().map(|(n, _)| n.as_str()).collect();
-    eprintln!("  {} queries checked against {} series of {} metric names", queries.len(), exported.len(), names.len());
+    eprintln!(
+        "  {} queries checked against {} series of {} metric names",
+        queries.len(),
+        exported.len(),
+        names.len()
+    );
 
     // The autoscaler's metric is a per-pod gauge the hub exports.
     assert!(
-        exported.iter().any(|(n, l)| n == socketio_hub_operator::render::CONNECTIONS_METRIC && l.contains_key("transport")),
+        exported
+            .iter()
+            .any(|(n, l)| n == socketio_hub_operator::render::CONNECTIONS_METRIC
+                && l.contains_key("transport")),
         "{} is not exported",
         socketio_hub_operator::render::CONNECTIONS_METRIC
     );
@@ -317,8 +341,15 @@ fn the_checker_catches_what_does_not_exist() {
     let exported = parse_exposition(
         "# HELP x_total a\nx_total{reason=\"a\",kind=\"k\"} 0\ny_bucket{le=\"+Inf\"} 1\nz 3\n",
     );
-    assert!(check("t", r#"sum by (kind) (rate(x_total{reason="a", pod=~"$pod"}[$__rate_interval]))"#, &exported).is_empty());
-    assert!(check("t", "histogram_quantile(0.99, sum by (le) (rate(y_bucket[5m]))) / z", &exported).is_empty());
+    assert!(check(
+        "t",
+        r#"sum by (kind) (rate(x_total{reason="a", pod=~"$pod"}[$__rate_interval]))"#,
+        &exported
+    )
+    .is_empty());
+    assert!(
+        check("t", "histogram_quantile(0.99, sum by (le) (rate(y_bucket[5m]))) / z", &exported).is_empty()
+    );
     let bad = [
         (r#"rate(x_total{reason="b"}[5m])"#, "reason=\"b\""),
         ("rate(missing_total[5m])", "missing_total is not exported"),
