@@ -55,6 +55,16 @@ pub enum LimitHit {
 }
 
 impl LimitHit {
+    /// Every `label()`, for metrics that start each series at 0.
+    pub const LABELS: [&'static str; 6] = [
+        "connections_per_ip",
+        "handshakes_per_ip",
+        "tracked_ips",
+        "inbound_rate",
+        "rooms_per_socket",
+        "namespaces_per_connection",
+    ];
+
     /// Low-cardinality metric label.
     pub fn label(self) -> &'static str {
         match self {

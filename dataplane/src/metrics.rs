@@ -1,5 +1,10 @@
 //! Prometheus metrics of one node. Labels are fixed, low-cardinality sets (transport, reason,
 //! kind): never ids, rooms, namespaces or error text.
+//!
+//! Invariant: every series the chart's dashboard and alerts select by label value exists from
+//! the start at 0 (`init_series`), so `rate()` and `increase()` see the first event and a rule
+//! never silently matches nothing; `operator/tests/monitoring.rs` checks it against a running
+//! hub.
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -45,6 +50,11 @@ pub struct Metrics {
     pub recovery_log_bytes: IntGauge,
     /// Recovery sessions held: disconnected sockets and replicas of peers' sockets.
     pub recovery_sessions: IntGauge,
+    /// Recovery attempts (a client presented a session id) that could not restore, by reason
+    /// (`crate::state::recovery::Miss::label`).
+    pub recovery_misses: IntCounterVec,
+    /// 1 while the node drains (refuses new sessions, closes the others paced), else 0.
+    pub draining: IntGauge,
     /// Recipients per broadcast.
     pub broadcast_fanout: Histogram,
     /// Time to queue one broadcast for all local recipients.
@@ -122,6 +132,16 @@ impl Metrics {
                 "recovery_incomplete_total",
                 "Recovered sockets whose missed packets the log no longer held when they were admitted.",
             ),
+            recovery_misses: counter_vec(
+                "recovery_misses_total",
+                "Recovery attempts that could not restore the session, by reason.",
+                &["reason"],
+            ),
+            draining: reg(
+                &r,
+                IntGauge::new("draining", "1 while this node drains (refuses new sessions), else 0.")
+                    .expect("valid metric"),
+            ),
             broadcast_fanout: reg(
                 &r,
                 Histogram::with_opts(
@@ -180,6 +200,37 @@ impl Metrics {
             ),
             registry: r,
         }
+        .init_series()
+    }
+
+    /// Create every labelled series whose label values are a known, fixed set, at 0.
+    fn init_series(self) -> Self {
+        for t in ["polling", "websocket"] {
+            self.connections.with_label_values(&[t]);
+            self.sessions_opened.with_label_values(&[t]);
+        }
+        for reason in crate::engine::CloseReason::ALL {
+            self.sessions_closed.with_label_values(&[reason.label()]);
+        }
+        for reason in crate::state::recovery::Miss::ALL {
+            self.recovery_misses.with_label_values(&[reason.label()]);
+        }
+        for reason in ["no_upstream", "unexpected_ack", "unknown_namespace", "bad_binary"] {
+            self.events_dropped.with_label_values(&[reason]);
+        }
+        for kind in ["engine", "socketio", "payload_too_large", "refused"] {
+            self.bad_input.with_label_values(&[kind]);
+        }
+        for limit in crate::limits::LimitHit::LABELS {
+            self.limit_refusals.with_label_values(&[limit]);
+        }
+        for kind in crate::upstream::webhook::CALL_KINDS {
+            self.webhook_seconds.with_label_values(&[kind]);
+            for reason in crate::upstream::webhook::FAILURE_REASONS {
+                self.webhook_failures.with_label_values(&[kind, reason]);
+            }
+        }
+        self
     }
 
     /// The text exposition format.

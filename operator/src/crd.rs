@@ -55,7 +55,11 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/socketio-hub/socketio-hub:0.1.0";
     ),
     printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoint"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    scale(spec_replicas_path = ".spec.replicas", status_replicas_path = ".status.readyReplicas")
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.readyReplicas",
+        label_selector_path = ".status.selector"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SocketIOHubSpec {
@@ -139,6 +143,11 @@ pub struct SocketIOHubSpec {
     /// The PodDisruptionBudget of the hub pods.
     #[serde(default)]
     pub pod_disruption_budget: Pdb,
+    /// Horizontal autoscaling on client connections per pod (needs a custom-metrics adapter;
+    /// see docs/autoscaling.md). When enabled, the HorizontalPodAutoscaler owns `replicas`:
+    /// leave `replicas` out of the manifests you apply.
+    #[serde(default)]
+    pub autoscaling: Autoscaling,
     /// Node selector of the hub pods.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
@@ -385,6 +394,53 @@ impl Default for Pdb {
     }
 }
 
+/// Horizontal autoscaling: a HorizontalPodAutoscaler on this hub (its scale subresource) that
+/// keeps the average open connections per pod near a target, and a pod-deletion cost on every
+/// pod that follows its connection count.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed autoscaling.maxReplicas"))]
+pub struct Autoscaling {
+    /// Create the HorizontalPodAutoscaler and keep the pods' deletion cost. Default false.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Fewest pods. Default 2.
+    #[serde(default = "default_min_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: i32,
+    /// Most pods. Default 10.
+    #[serde(default = "default_max_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+    /// Open connections per pod the autoscaler aims at (metric `socketio_hub_connections`,
+    /// averaged over the pods). Default 10000.
+    #[serde(default = "default_target_connections")]
+    #[schemars(range(min = 1, max = 10_000_000))]
+    pub target_connections_per_pod: i64,
+    /// How long the connection count must stay low before pods are removed, in seconds.
+    /// Default 300.
+    #[serde(default = "default_scale_down_stabilization")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub scale_down_stabilization_seconds: i32,
+    /// Most pods removed per minute; each drains its clients paced before it stops. Default 1.
+    #[serde(default = "default_scale_down_pods_per_minute")]
+    #[schemars(range(min = 1, max = 100))]
+    pub scale_down_pods_per_minute: i32,
+}
+
+impl Default for Autoscaling {
+    fn default() -> Self {
+        Autoscaling {
+            enabled: false,
+            min_replicas: default_min_replicas(),
+            max_replicas: default_max_replicas(),
+            target_connections_per_pod: default_target_connections(),
+            scale_down_stabilization_seconds: default_scale_down_stabilization(),
+            scale_down_pods_per_minute: default_scale_down_pods_per_minute(),
+        }
+    }
+}
+
 /// What the operator observed and decided.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -413,6 +469,9 @@ pub struct SocketIOHubStatus {
     /// Hash of the rendered hub configuration the pods should run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
+    /// Label selector of the hub's pods (the scale subresource's, for the autoscaler).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
 }
 
 fn default_replicas() -> i32 {
@@ -453,6 +512,21 @@ fn default_log_level() -> String {
 }
 fn default_true() -> bool {
     true
+}
+fn default_min_replicas() -> i32 {
+    2
+}
+fn default_max_replicas() -> i32 {
+    10
+}
+fn default_target_connections() -> i64 {
+    10_000
+}
+fn default_scale_down_stabilization() -> i32 {
+    300
+}
+fn default_scale_down_pods_per_minute() -> i32 {
+    1
 }
 
 impl SocketIOHubSpec {

@@ -14,6 +14,7 @@
 pub mod crd;
 pub mod leader;
 pub mod metrics;
+pub mod podcost;
 pub mod reconcile;
 pub mod render;
 pub mod server;

@@ -17,6 +17,7 @@ use kube::{Api, Client, ResourceExt};
 use socketio_hub_operator::crd::{SocketIOHub, DEFAULT_IMAGE};
 use socketio_hub_operator::leader::{LeaderElector, Leadership, LeaseConfig};
 use socketio_hub_operator::metrics::Metrics;
+use socketio_hub_operator::podcost::{self, HttpLoad, PodCost};
 use socketio_hub_operator::reconcile::{self, Context};
 use socketio_hub_operator::render::RenderContext;
 use socketio_hub_operator::server::{self, Readiness};
@@ -53,6 +54,10 @@ struct Args {
     /// Log format: `json` or `text`.
     #[arg(long, env = "SIOH_LOG_FORMAT", default_value = "json")]
     log_format: String,
+    /// Seconds between reads of autoscaled hub pods' `/load`, which set their
+    /// `controller.kubernetes.io/pod-deletion-cost`.
+    #[arg(long, env = "SIOH_POD_COST_SECONDS", default_value_t = 15)]
+    pod_cost_seconds: u64,
 }
 
 #[tokio::main]
@@ -69,6 +74,9 @@ async fn main() -> anyhow::Result<()> {
         "json" => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
         "text" => tracing_subscriber::fmt().with_env_filter(filter).init(),
         other => anyhow::bail!("--log-format {other:?}: use json or text"),
+    }
+    if args.pod_cost_seconds == 0 {
+        anyhow::bail!("--pod-cost-seconds must be at least 1");
     }
     if args.lease_seconds < 3 {
         anyhow::bail!("--lease-seconds {} is too short; use at least 3", args.lease_seconds);
@@ -115,9 +123,10 @@ async fn main() -> anyhow::Result<()> {
     }
     metrics.set_leader(true);
 
-    let pdb_api =
-        reconcile::discover_pdb_api(&client).await.context("discovering the PodDisruptionBudget API")?;
-    tracing::info!(api_version = %pdb_api.api_version, "PodDisruptionBudget API");
+    let apis = reconcile::discover_apis(&client)
+        .await
+        .context("discovering the PodDisruptionBudget and HorizontalPodAutoscaler APIs")?;
+    tracing::info!(pdb = %apis.pdb.api_version, hpa = %apis.hpa.api_version, "API versions");
     let recorder = Recorder::new(
         client.clone(),
         Reporter { controller: "socketio-hub-operator".into(), instance: Some(identity) },
@@ -127,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
         RenderContext { default_image: args.default_image.clone() },
         metrics.clone(),
         recorder,
-        pdb_api,
+        apis,
         Duration::from_secs(args.resync_seconds),
     ));
 
@@ -159,6 +168,26 @@ async fn main() -> anyhow::Result<()> {
             pruner_metrics.retain_hubs(&live);
         }
     });
+
+    // Autoscaled hubs: each pod's deletion cost follows its connection count.
+    let cost = PodCost {
+        client: client.clone(),
+        source: Arc::new(HttpLoad::new(Duration::from_secs(2)).map_err(anyhow::Error::msg)?),
+        metrics: metrics.clone(),
+        concurrency: 16,
+    };
+    let cost_stop = {
+        let (stop, lost) = (stop_rx.clone(), lost_rx.clone());
+        async move {
+            tokio::select! { _ = stopped(stop) => {}, _ = stopped(lost) => {} }
+        }
+    };
+    tokio::spawn(podcost::run(
+        cost,
+        controller.store(),
+        Duration::from_secs(args.pod_cost_seconds),
+        cost_stop,
+    ));
 
     if let Some(elector) = elector.as_ref() {
         let elector = LeaderElector::new(client.clone(), elector.config().clone());

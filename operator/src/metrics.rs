@@ -1,8 +1,8 @@
 //! The operator's own Prometheus metrics.
 //!
 //! Invariants: labels are low-cardinality and fixed in code — the reconcile result is one of
-//! `ok`, `invalid`, `error`; the condition is one of the three condition types; no label is ever
-//! built from an object name or error text.
+//! `ok`, `invalid`, `error`; the condition is one of the three condition types; a pod-cost
+//! step is `ok` or `error`; no label is ever built from an object name or error text.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -41,6 +41,8 @@ pub struct Metrics {
     duration: HistogramVec,
     hubs: IntGaugeVec,
     leader: prometheus::IntGauge,
+    load_scrapes: IntCounterVec,
+    cost_updates: IntCounterVec,
     /// Which conditions are `True` for each hub (`namespace/name`), to derive the gauge.
     states: Mutex<HashMap<String, [bool; 3]>>,
 }
@@ -79,6 +81,28 @@ impl Metrics {
             "1 while this process holds the leader lease and reconciles.",
         )
         .expect("static metric definition");
+        let load_scrapes = IntCounterVec::new(
+            Opts::new(
+                "socketio_hub_operator_pod_load_scrapes_total",
+                "Reads of a hub pod's /load for its deletion cost, by result (ok, error).",
+            ),
+            &["result"],
+        )
+        .expect("static metric definition");
+        let cost_updates = IntCounterVec::new(
+            Opts::new(
+                "socketio_hub_operator_pod_cost_updates_total",
+                "Writes of a hub pod's pod-deletion-cost annotation, by result (ok, error).",
+            ),
+            &["result"],
+        )
+        .expect("static metric definition");
+        registry.register(Box::new(load_scrapes.clone())).expect("fresh registry");
+        registry.register(Box::new(cost_updates.clone())).expect("fresh registry");
+        for r in ["ok", "error"] {
+            load_scrapes.with_label_values(&[r]).reset();
+            cost_updates.with_label_values(&[r]).reset();
+        }
         // Registering distinct, fresh collectors in a fresh registry cannot collide.
         registry.register(Box::new(reconciles.clone())).expect("fresh registry");
         registry.register(Box::new(duration.clone())).expect("fresh registry");
@@ -90,8 +114,28 @@ impl Metrics {
         // Export every series from the start, so rates work from the first scrape.
         for r in [ReconcileResult::Ok, ReconcileResult::Invalid, ReconcileResult::Error] {
             reconciles.with_label_values(&[r.label()]).reset();
+            duration.with_label_values(&[r.label()]);
         }
-        Metrics { registry, reconciles, duration, hubs, leader, states: Mutex::new(HashMap::new()) }
+        Metrics {
+            registry,
+            reconciles,
+            duration,
+            hubs,
+            leader,
+            load_scrapes,
+            cost_updates,
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Count one read of a pod's load.
+    pub fn load_scraped(&self, ok: bool) {
+        self.load_scrapes.with_label_values(&[if ok { "ok" } else { "error" }]).inc();
+    }
+
+    /// Count one write of a pod's deletion cost.
+    pub fn cost_updated(&self, ok: bool) {
+        self.cost_updates.with_label_values(&[if ok { "ok" } else { "error" }]).inc();
     }
 
     /// Count one reconcile.

@@ -10,8 +10,9 @@
 //! spec is not an error of the controller: it becomes `Degraded=True` and a slow resync, not a
 //! retry loop. API errors back off per object (1 s doubling to 5 min), reset on success.
 //! Guarantees: an unchanged hub causes no writes (status and Events are compared first).
-//! Caveats: the PodDisruptionBudget API version is discovered at start-up (`policy/v1`, or
-//! `policy/v1beta1` on servers before 1.21).
+//! Caveats: the PodDisruptionBudget and HorizontalPodAutoscaler API versions are discovered at
+//! start-up (`policy/v1`, or `policy/v1beta1` on servers before 1.21; `autoscaling/v2`, or
+//! `autoscaling/v2beta2` on servers before 1.23).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -71,22 +72,33 @@ pub struct Context {
     pub recorder: Recorder,
     /// The PodDisruptionBudget API the server serves.
     pub pdb_api: ApiResource,
+    /// The HorizontalPodAutoscaler API the server serves.
+    pub hpa_api: ApiResource,
     /// How often a healthy hub is re-checked even without watch events.
     pub resync: Duration,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    /// A context; `pdb_api` comes from [`discover_pdb_api`].
+    /// A context; the APIs come from [`discover_apis`].
     pub fn new(
         client: Client,
         render: RenderContext,
         metrics: Arc<Metrics>,
         recorder: Recorder,
-        pdb_api: ApiResource,
+        apis: Apis,
         resync: Duration,
     ) -> Self {
-        Context { client, render, metrics, recorder, pdb_api, resync, failures: Mutex::new(HashMap::new()) }
+        Context {
+            client,
+            render,
+            metrics,
+            recorder,
+            pdb_api: apis.pdb,
+            hpa_api: apis.hpa,
+            resync,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
@@ -105,6 +117,33 @@ pub async fn discover_pdb_api(client: &Client) -> Result<ApiResource, kube::Erro
             Ok(kube::discovery::oneshot::pinned_kind(client, &beta).await?.0)
         }
     }
+}
+
+/// The HorizontalPodAutoscaler API of the server: `autoscaling/v2`, else `autoscaling/v2beta2`
+/// (the same spec for every field the operator renders).
+pub async fn discover_hpa_api(client: &Client) -> Result<ApiResource, kube::Error> {
+    let v2 = GroupVersionKind::gvk("autoscaling", "v2", "HorizontalPodAutoscaler");
+    match kube::discovery::oneshot::pinned_kind(client, &v2).await {
+        Ok((ar, _)) => Ok(ar),
+        Err(_) => {
+            let beta = GroupVersionKind::gvk("autoscaling", "v2beta2", "HorizontalPodAutoscaler");
+            Ok(kube::discovery::oneshot::pinned_kind(client, &beta).await?.0)
+        }
+    }
+}
+
+/// The API versions of the kinds whose version depends on the server.
+#[derive(Debug, Clone)]
+pub struct Apis {
+    /// PodDisruptionBudget.
+    pub pdb: ApiResource,
+    /// HorizontalPodAutoscaler.
+    pub hpa: ApiResource,
+}
+
+/// Discover [`Apis`] from the server.
+pub async fn discover_apis(client: &Client) -> Result<Apis, kube::Error> {
+    Ok(Apis { pdb: discover_pdb_api(client).await?, hpa: discover_hpa_api(client).await? })
 }
 
 fn key(hub: &SocketIOHub) -> String {
@@ -311,31 +350,48 @@ async fn apply_all(hub: &SocketIOHub, ctx: &Context, ns: &str, r: &Rendered) -> 
     apply(&services, &r.service, "Service").await?;
     let sts = apply(&Api::<StatefulSet>::namespaced(c.clone(), ns), &r.stateful_set, "StatefulSet").await?;
 
-    let pdbs: Api<DynamicObject> = Api::namespaced_with(c.clone(), ns, &ctx.pdb_api);
+    let pdb = r.pdb.as_ref().map(|p| serde_json::to_value(p).expect("typed objects serialize"));
+    apply_optional(hub, ctx, ns, &ctx.pdb_api, "PodDisruptionBudget", pdb).await?;
+    let hpa = r.hpa.as_ref().map(|h| serde_json::to_value(h).expect("typed objects serialize"));
+    apply_optional(hub, ctx, ns, &ctx.hpa_api, "HorizontalPodAutoscaler", hpa).await?;
+    Ok(sts)
+}
+
+/// Apply `obj` (named like the hub) as the server's version of its kind, or, when the spec
+/// turned it off (`None`), delete ours — never one someone else made.
+async fn apply_optional(
+    hub: &SocketIOHub,
+    ctx: &Context,
+    ns: &str,
+    api: &ApiResource,
+    kind: &str,
+    obj: Option<serde_json::Value>,
+) -> Result<(), Error> {
+    let objects: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, api);
     let name = hub.name_any();
-    match &r.pdb {
-        Some(pdb) => {
-            let mut obj = serde_json::to_value(pdb).expect("typed objects serialize");
-            // Same spec in policy/v1 and v1beta1; only the version differs.
-            obj["apiVersion"] = json!(ctx.pdb_api.api_version);
-            pdbs.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj))
+    match obj {
+        Some(mut obj) => {
+            // The versions the operator may meet share the spec it renders; only the version differs.
+            obj["apiVersion"] = json!(api.api_version);
+            objects
+                .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj))
                 .await
-                .map_err(kube_err(format!("applying PodDisruptionBudget {name}")))?;
+                .map_err(kube_err(format!("applying {kind} {name}")))?;
         }
         None => {
-            // Disabled in the spec: remove ours, but never one someone else made.
-            let existing = pdbs.get_opt(&name).await.map_err(kube_err("reading PodDisruptionBudget"))?;
+            let existing = objects.get_opt(&name).await.map_err(kube_err(format!("reading {kind}")))?;
             let uid = hub.metadata.uid.as_deref();
             let ours =
                 existing.is_some_and(|p| p.owner_references().iter().any(|o| Some(o.uid.as_str()) == uid));
             if ours {
-                pdbs.delete(&name, &DeleteParams::default())
+                objects
+                    .delete(&name, &DeleteParams::default())
                     .await
-                    .map_err(kube_err(format!("deleting PodDisruptionBudget {name}")))?;
+                    .map_err(kube_err(format!("deleting {kind} {name}")))?;
             }
         }
     }
-    Ok(sts)
+    Ok(())
 }
 
 async fn write_status(
@@ -358,6 +414,7 @@ async fn write_status(
         endpoint: rendered.map(|r| r.endpoint.clone()).or(old.endpoint.clone()),
         connection_secret: rendered.map(|r| r.secret_name.clone()).or(old.connection_secret.clone()),
         config_hash: rendered.map(|r| r.config_hash.clone()).or(old.config_hash.clone()),
+        selector: rendered.map(|r| r.selector.clone()).or(old.selector.clone()),
     };
     if let Outcome::Applied(sts) = outcome {
         new.ready_replicas = Some(status::Rollout::of(sts).ready);

@@ -538,6 +538,10 @@ async fn chart_rbac_is_sufficient_and_not_broader() {
         ("watch", "apps", "statefulsets", None),
         ("patch", "policy", "poddisruptionbudgets", Some("apps")),
         ("delete", "policy", "poddisruptionbudgets", Some("apps")),
+        ("patch", "autoscaling", "horizontalpodautoscalers", Some("apps")),
+        ("delete", "autoscaling", "horizontalpodautoscalers", Some("apps")),
+        ("list", "", "pods", Some("apps")),
+        ("patch", "", "pods", Some("apps")),
         ("create", "events.k8s.io", "events", Some("apps")),
         ("update", "coordination.k8s.io", "leases", Some(own_ns)),
     ];
@@ -558,7 +562,10 @@ async fn chart_rbac_is_sufficient_and_not_broader() {
         ("delete", "", "configmaps", Some("apps")),
         ("delete", "", "services", Some("apps")),
         ("create", "", "pods", Some("apps")),
-        ("list", "", "pods", None),
+        ("update", "", "pods", Some("apps")),
+        ("delete", "", "pods", Some("apps")),
+        ("create", "", "pods/eviction", Some("apps")),
+        ("update", "autoscaling", "horizontalpodautoscalers", Some("apps")),
         ("create", "apps", "deployments", Some("apps")),
         ("update", "socketio.dev", "socketiohubs", Some("apps")),
         ("patch", "socketio.dev", "socketiohubs", Some("apps")),
@@ -681,5 +688,200 @@ async fn many_hubs_reconcile_promptly() {
     let failures: Vec<&str> =
         log.lines().filter(|l| l.contains("reconcile failed") && l.contains(&format!("{ns}/"))).collect();
     assert!(failures.is_empty(), "reconcile errors under load:\n{}", failures.join("\n"));
+    let _ = Api::<Namespace>::all(admin.clone()).delete(ns, &DeleteParams::default()).await;
+}
+
+/// Engine.IO open over polling on `clients`; returns the session id.
+async fn open_session(http: &reqwest::Client, clients: &str) -> String {
+    let body = http
+        .get(format!("http://{clients}/socket.io/?EIO=4&transport=polling"))
+        .send()
+        .await
+        .expect("handshake")
+        .text()
+        .await
+        .unwrap();
+    let open: serde_json::Value = serde_json::from_str(body.strip_prefix('0').expect("open packet")).unwrap();
+    open["sid"].as_str().expect("sid").to_string()
+}
+
+/// Close a polling session with an Engine.IO close packet.
+async fn close_session(http: &reqwest::Client, clients: &str, sid: &str) {
+    let url = format!("http://{clients}/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let res = http.post(url).body("1").send().await.expect("close packet");
+    assert_eq!(res.status(), 200);
+}
+
+/// Autoscaling on the real API server and the real HPA controller: the operator creates a
+/// HorizontalPodAutoscaler the server accepts, on the hub's scale subresource, whose selector and
+/// metric the HPA controller uses (it asks for `socketio_hub_connections` and, with no metrics
+/// adapter here, says it could not get it); each hub pod's deletion cost follows the connection
+/// count its real hub process reports on `/load`; turning autoscaling off removes both.
+///
+/// The pods are Pod objects of this API server (there is no kubelet): each points its
+/// `status.podIP` (patched through the status subresource, as a kubelet would) and its `admin`
+/// container port at a real `socketio-hub` process on its own loopback address, 127.0.0.2 and
+/// 127.0.0.3, that a real Engine.IO client connects to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoscaling_hpa_is_valid_and_pod_costs_follow_connections() {
+    let Some(env) = env() else { return };
+    let Some(bin) = common::hub_binary() else {
+        eprintln!("SKIP: target/debug/socketio-hub is not built (scripts/operator-test builds it first)");
+        return;
+    };
+    let admin = client(&env.admin_kubeconfig).await;
+    let op = Operator::start(
+        &env,
+        "op-autoscale",
+        &["--lease-name", "socketio-hub-operator-autoscale", "--pod-cost-seconds", "1"],
+    );
+    let result = tokio::time::timeout(Duration::from_secs(180), autoscaling(&admin, &bin)).await;
+    if result.is_err() {
+        panic!("autoscaling scenario took over 180s; operator log:\n{}", op.log_tail());
+    }
+    let text = reqwest::get(&op.metrics).await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains("socketio_hub_operator_pod_cost_updates_total{result=\"ok\"}"),
+        "pod-cost writes are not counted:\n{text}"
+    );
+}
+
+async fn autoscaling(admin: &Client, bin: &std::path::Path) {
+    use k8s_openapi::api::core::v1::Pod;
+    use socketio_hub_operator::podcost::DELETION_COST_ANNOTATION;
+    use socketio_hub_operator::reconcile::discover_hpa_api;
+    use socketio_hub_operator::render::{selector_labels, selector_string, CONNECTIONS_METRIC};
+
+    let ns = &format!("e2e-autoscale-{}", std::process::id());
+    namespace(admin, ns).await;
+    let hubs: Api<SocketIOHub> = Api::namespaced(admin.clone(), ns);
+    let hpa_api = discover_hpa_api(admin).await.unwrap();
+    let hpas: Api<DynamicObject> = Api::namespaced_with(admin.clone(), ns, &hpa_api);
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), ns);
+    eprintln!("scenario: autoscaling ({})", hpa_api.api_version);
+
+    // No `replicas`: the autoscaler owns it.
+    let spec = json!({ "autoscaling": { "enabled": true, "minReplicas": 2, "maxReplicas": 6,
+                                        "targetConnectionsPerPod": 100, "scaleDownStabilizationSeconds": 120 } });
+    let created = apply_hub(&hubs, "live", spec).await;
+    let hub = wait_condition(&hubs, "live", PROGRESSING, "True", 30).await;
+    assert_eq!(hub.status.as_ref().unwrap().selector.as_deref(), Some(selector_string("live").as_str()));
+    // The server validated and stored the HPA; it names the hub and the hub's metric.
+    let hpa =
+        until("HorizontalPodAutoscaler created", 30, || async { hpas.get_opt("live").await.ok()? }).await;
+    assert!(hpa.owner_references().iter().any(|o| Some(&o.uid) == created.metadata.uid.as_ref()));
+    let spec = &hpa.data["spec"];
+    assert_eq!(
+        spec["scaleTargetRef"],
+        json!({ "apiVersion": "socketio.dev/v1alpha1", "kind": "SocketIOHub", "name": "live" })
+    );
+    assert_eq!((spec["minReplicas"].as_i64(), spec["maxReplicas"].as_i64()), (Some(2), Some(6)));
+    assert_eq!(spec["metrics"][0]["pods"]["metric"]["name"], CONNECTIONS_METRIC);
+    assert_eq!(spec["metrics"][0]["pods"]["target"]["averageValue"], "100");
+    assert_eq!(spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"], 120);
+    // The scale subresource the HPA reads carries the pods' selector.
+    let scale = hubs.get_scale("live").await.unwrap();
+    assert_eq!(scale.status.as_ref().and_then(|s| s.selector.clone()), Some(selector_string("live")));
+
+    // The HPA controller resolves the target and asks for the metric (with readyReplicas 0 it
+    // would not ask: report two ready pods as the StatefulSet controller would).
+    let stss: Api<StatefulSet> = Api::namespaced(admin.clone(), ns);
+    let sts = stss.get("live").await.unwrap();
+    assert_eq!(
+        sts.spec.as_ref().unwrap().replicas,
+        Some(2),
+        "spec.replicas defaults to 2 without autoscaler action"
+    );
+    simulate_ready_pods(&stss, "live").await;
+    wait_condition(&hubs, "live", READY, "True", 30).await;
+    let message = until("the HPA controller asks for socketio_hub_connections", 60, || async {
+        let hpa = hpas.get("live").await.ok()?;
+        let conditions = hpa.data["status"]["conditions"].as_array()?.clone();
+        let find = |t: &str| conditions.iter().find(|c| c["type"] == t).cloned();
+        let able = find("AbleToScale")?;
+        let active = find("ScalingActive")?;
+        (able["status"] == "True" && active["reason"] == "FailedGetPodsMetric")
+            .then(|| active["message"].as_str().unwrap_or_default().to_string())
+    })
+    .await;
+    assert!(message.contains(CONNECTIONS_METRIC), "ScalingActive message: {message}");
+    eprintln!("  HPA controller: {message}");
+
+    // Two hub "pods": real hubs on their own loopback addresses, Pod objects pointing at them.
+    let http = reqwest::Client::new();
+    let mut running = Vec::new();
+    for (pod, ip) in [("live-a", "127.0.0.2"), ("live-b", "127.0.0.3")] {
+        let port = std::net::TcpListener::bind(format!("{ip}:0")).unwrap().local_addr().unwrap().port();
+        let hub = common::HubProcess::start(
+            bin,
+            &[
+                format!("--listen={ip}:0"),
+                format!("--admin-listen={ip}:{port}"),
+                "--upstream=none".into(),
+                "--ping-interval-ms=60000".into(),
+            ],
+        );
+        let obj: Pod = serde_json::from_value(json!({
+            "metadata": { "name": pod, "labels": selector_labels("live") },
+            "spec": { "automountServiceAccountToken": false,
+                      "containers": [{ "name": "hub", "image": "example.test/hub:1",
+                                      "ports": [{ "name": "admin", "containerPort": port }] }] },
+        }))
+        .unwrap();
+        // The namespace's default ServiceAccount (which admission requires) appears shortly after it.
+        until(&format!("Pod {pod} created"), 30, || async {
+            pods.create(&PostParams::default(), &obj).await.ok()
+        })
+        .await;
+        let status = json!({ "status": { "phase": "Running", "podIP": ip, "podIPs": [{ "ip": ip }] } });
+        pods.patch_status(pod, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+        running.push(hub);
+    }
+    let cost = |pod: &'static str| {
+        let pods = pods.clone();
+        async move { pods.get(pod).await.ok()?.annotations().get(DELETION_COST_ANNOTATION).cloned() }
+    };
+    let costs_are = |a: &'static str, b: &'static str| {
+        let cost = &cost;
+        async move {
+            (cost("live-a").await.as_deref() == Some(a) && cost("live-b").await.as_deref() == Some(b))
+                .then_some(())
+        }
+    };
+    // Three connections on a, none on b.
+    let mut a_sids = Vec::new();
+    for _ in 0..3 {
+        a_sids.push(open_session(&http, &running[0].clients).await);
+    }
+    let t = Instant::now();
+    until("costs a=3 b=0", 30, || costs_are("3", "0")).await;
+    eprintln!("  costs followed the connections {:?} after they opened", t.elapsed());
+    // Five open on b, two of a's close: b is now the one to keep.
+    for _ in 0..5 {
+        open_session(&http, &running[1].clients).await;
+    }
+    for sid in a_sids.drain(..2) {
+        close_session(&http, &running[0].clients, &sid).await;
+    }
+    until("costs a=1 b=5", 30, || costs_are("1", "5")).await;
+    let body =
+        http.get(format!("http://{}/load", running[1].admin)).send().await.unwrap().text().await.unwrap();
+    let load: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(load["connections"], 5, "/load: {load}");
+    assert_eq!(load["draining"], false);
+
+    // A pod whose hub stops answering keeps its last cost (a failed read is not an empty pod).
+    drop(running.remove(1));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(cost("live-b").await.as_deref(), Some("5"));
+
+    // Autoscaling off: the HPA goes, and so do the annotations.
+    apply_hub(&hubs, "live", json!({ "replicas": 2 })).await;
+    until("HPA deleted", 30, || async { hpas.get_opt("live").await.ok()?.is_none().then_some(()) }).await;
+    until("annotations removed", 30, || async {
+        (cost("live-a").await.is_none() && cost("live-b").await.is_none()).then_some(())
+    })
+    .await;
+    drop(running);
     let _ = Api::<Namespace>::all(admin.clone()).delete(ns, &DeleteParams::default()).await;
 }

@@ -97,3 +97,12 @@ fn stripped_crd_has_no_cel_but_keeps_the_structural_schema() {
     // Ranges and patterns stay: the old API server still refuses out-of-range numbers.
     assert!(stripped.contains("\"maximum\":1000.0") || stripped.contains("\"maximum\":1000"), "{stripped}");
 }
+
+#[test]
+fn autoscaling_bounds_must_be_ordered() {
+    let e = errors(json!({ "autoscaling": { "enabled": true, "minReplicas": 5, "maxReplicas": 3 } }));
+    assert!(e.iter().any(|m| m.contains("minReplicas must not exceed")), "{e:?}");
+    assert!(
+        errors(json!({ "autoscaling": { "enabled": true, "minReplicas": 3, "maxReplicas": 3 } })).is_empty()
+    );
+}

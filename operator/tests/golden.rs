@@ -30,6 +30,9 @@ fn rendered_yaml(stem: &str, hub: &socketio_hub_operator::crd::SocketIOHub) -> S
     if let Some(pdb) = &r.pdb {
         docs.push(serde_json::to_value(pdb).unwrap());
     }
+    if let Some(hpa) = &r.hpa {
+        docs.push(serde_json::to_value(hpa).unwrap());
+    }
     let mut out = format!(
         "# Golden render of examples/{stem}.yaml (SocketIOHub {}) — endpoint {}, config hash {}.\n",
         hub.metadata.name.as_deref().unwrap_or(""),

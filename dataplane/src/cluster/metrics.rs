@@ -32,6 +32,10 @@ pub struct ClusterMetrics {
     pub recovery_claims: IntCounterVec,
     /// Replicas of peers' recovery sessions refused because `max_sessions` were held.
     pub recovery_refused: IntCounter,
+    /// Peers that left the live set, by how: `left` (it had gossiped not-ready first: a drain,
+    /// a scale-down, a rollout) or `failed` (it vanished while ready: a crash, a lost node, a
+    /// partition). A peer that only changed its mesh address is not counted.
+    pub peers_lost: IntCounterVec,
 }
 
 impl ClusterMetrics {
@@ -90,6 +94,35 @@ impl ClusterMetrics {
                 "Remote operations that timed out waiting for a peer.",
                 &["kind"],
             ),
+            peers_lost: counter_vec(
+                "cluster_peers_lost_total",
+                "Peers that left the live set: left (drained first) or failed (vanished while ready).",
+                &["how"],
+            ),
         }
+        .init_series()
+    }
+
+    /// Create the series the chart's dashboard and alerts select by label value, at 0.
+    fn init_series(self) -> Self {
+        for how in ["left", "failed"] {
+            self.peers_lost.with_label_values(&[how]);
+        }
+        for result in ["claimed", "unknown"] {
+            self.recovery_claims.with_label_values(&[result]);
+        }
+        for reason in ["queue_full", "no_link", "write_failed", "bad_frame", "bad_record"] {
+            self.mesh_dropped.with_label_values(&[reason]);
+        }
+        for kind in ["polling", "websocket"] {
+            for result in ["ok", "unknown_owner", "failed"] {
+                self.forwarded.with_label_values(&[kind, result]);
+            }
+        }
+        for direction in ["in", "out"] {
+            self.mesh_messages.with_label_values(&[direction]);
+            self.mesh_bytes.with_label_values(&[direction]);
+        }
+        self
     }
 }

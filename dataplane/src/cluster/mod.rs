@@ -299,7 +299,17 @@ impl Cluster {
 
     fn apply_membership(&self, peers: Vec<membership::Peer>) {
         let mut m = self.membership.write();
+        let was_ready: HashMap<NodeId, bool> = m.peers().map(|p| (p.id.clone(), p.ready)).collect();
         let changes = m.apply(peers);
+        for change in &changes {
+            let membership::Change::Down(id) = change else { continue };
+            // A Down followed by an Up of the same id is a new mesh address, not a loss.
+            let relinked = changes.iter().any(|c| matches!(c, membership::Change::Up(up, _) if up == id));
+            if !relinked {
+                let how = if was_ready.get(id).copied().unwrap_or(false) { "failed" } else { "left" };
+                self.metrics.peers_lost.with_label_values(&[how]).inc();
+            }
+        }
         m.expire_hints(self.now_ms());
         self.metrics.peers.set(m.len() as i64);
         drop(m);

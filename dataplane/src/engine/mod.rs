@@ -266,20 +266,22 @@ impl Engine {
         self.metrics.upgrades.inc();
     }
 
-    /// Whether the node is draining (or stopped).
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed) || self.shutdown.is_cancelled()
-    }
-
     /// Start draining: refuse new sessions; existing ones keep being served (polling requests,
     /// heartbeats) until they are closed or `stop` is called.
     pub fn begin_shutdown(&self) {
         self.draining.store(true, Ordering::Relaxed);
+        self.metrics.draining.set(1);
+    }
+
+    /// Whether new sessions are refused because the node is draining or stopped.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) || self.shutdown.is_cancelled()
     }
 
     /// Stop: the listener, the heartbeat task and the admin server end.
     pub fn stop(&self) {
         self.draining.store(true, Ordering::Relaxed);
+        self.metrics.draining.set(1);
         self.shutdown.cancel();
     }
 

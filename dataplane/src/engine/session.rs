@@ -67,6 +67,19 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Every reason, for metrics that start each series at 0.
+    pub const ALL: [CloseReason; 9] = [
+        CloseReason::TransportClose,
+        CloseReason::TransportError,
+        CloseReason::PingTimeout,
+        CloseReason::ParseError,
+        CloseReason::SlowClient,
+        CloseReason::ConnectTimeout,
+        CloseReason::ForcedClose,
+        CloseReason::ServerShutdown,
+        CloseReason::RateLimited,
+    ];
+
     /// The Socket.IO disconnect reason passed to applications.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -149,7 +149,13 @@ impl Hub {
         let pid_in = auth.remove("pid");
         let offset_in = auth.remove("offset");
         let restored = match (&ns.recovery, pid_in.as_ref().and_then(Value::as_str)) {
-            (Some(rec), Some(pid)) => rec.restore(pid, offset_in.as_ref().and_then(Value::as_str)),
+            (Some(rec), Some(pid)) => match rec.restore(pid, offset_in.as_ref().and_then(Value::as_str)) {
+                Ok(r) => Some(r),
+                Err(miss) => {
+                    self.metrics.recovery_misses.with_label_values(&[miss.label()]).inc();
+                    None
+                }
+            },
             _ => None,
         };
         let id = restored.as_ref().map_or_else(|| SocketId::new(self.engine.tag), |r| r.id.clone());

@@ -10,7 +10,7 @@
 
 pub mod link;
 mod none;
-mod webhook;
+pub(crate) mod webhook;
 
 pub use link::Link;
 pub use none::NoUpstream;

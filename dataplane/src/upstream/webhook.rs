@@ -27,6 +27,11 @@ use crate::ids::Room;
 use crate::metrics::Metrics;
 use crate::state::{Args, Namespace, Socket};
 
+/// Every webhook kind (`ce-type: socketio.<kind>`), the `type` label of the webhook metrics.
+pub(crate) const CALL_KINDS: [&str; 4] = ["connect", "connected", "event", "disconnected"];
+/// Every `reason` label of `webhook_failures_total` (`CallError::label`).
+pub(crate) const FAILURE_REASONS: [&str; 5] = ["saturated", "timeout", "unreachable", "status", "garbage"];
+
 /// Why a webhook call failed (a metric label each).
 #[derive(Debug, thiserror::Error)]
 enum CallError {
@@ -112,6 +117,7 @@ impl Webhook {
 
 impl Inner {
     async fn call(&self, kind: &'static str, body: Value) -> Result<Option<Value>, CallError> {
+        debug_assert!(CALL_KINDS.contains(&kind), "webhook kind {kind} missing from CALL_KINDS");
         let _permit = self.in_flight.try_acquire().map_err(|_| CallError::Saturated)?;
         let body = body.to_string();
         let id = format!("{}{}", self.id_prefix, self.next_id.fetch_add(1, Ordering::Relaxed));
@@ -281,5 +287,24 @@ impl Upstream for Webhook {
             body["reason"] = json!(reason);
             let _ = inner.call("disconnected", body).await;
         })
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::{CallError, FAILURE_REASONS};
+
+    #[test]
+    fn every_failure_label_is_listed_for_the_metrics() {
+        let all = [
+            CallError::Saturated,
+            CallError::Timeout,
+            CallError::Unreachable(String::new()),
+            CallError::Status(500, None),
+            CallError::Garbage,
+        ];
+        for e in all {
+            assert!(FAILURE_REASONS.contains(&e.label()), "{} missing from FAILURE_REASONS", e.label());
+        }
     }
 }

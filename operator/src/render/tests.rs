@@ -150,6 +150,45 @@ fn invalid_specs_are_refused_with_the_field_named() {
     assert!(err(json!({ "podDisruptionBudget": { "minAvailable": 1, "maxUnavailable": 1 } }))
         .contains("at most one of minAvailable and maxUnavailable"));
     assert!(err(json!({ "pingIntervalMs": -5 })).contains("spec.pingIntervalMs is -5"));
+    assert_eq!(
+        err(json!({ "autoscaling": { "enabled": true, "minReplicas": 4, "maxReplicas": 2 } })),
+        "spec.autoscaling.minReplicas (4) exceeds spec.autoscaling.maxReplicas (2)"
+    );
+}
+
+#[test]
+fn hpa_follows_the_spec_and_scales_the_hub_on_connections() {
+    assert!(render(&hub(json!({})), &ctx()).unwrap().hpa.is_none(), "no HPA unless autoscaling is enabled");
+    let r = render(
+        &hub(json!({ "autoscaling": { "enabled": true, "maxReplicas": 8, "targetConnectionsPerPod": 500,
+                                      "scaleDownPodsPerMinute": 2 } })),
+        &ctx(),
+    )
+    .unwrap();
+    let hpa = serde_json::to_value(r.hpa.expect("an HPA")).unwrap();
+    assert_eq!(hpa["metadata"]["ownerReferences"][0]["kind"], "SocketIOHub");
+    let spec = &hpa["spec"];
+    assert_eq!(spec["scaleTargetRef"]["kind"], "SocketIOHub", "the HPA scales the hub, not the StatefulSet");
+    assert_eq!((spec["minReplicas"].clone(), spec["maxReplicas"].clone()), (json!(2), json!(8)));
+    assert_eq!(spec["metrics"][0]["type"], "Pods");
+    assert_eq!(spec["metrics"][0]["pods"]["metric"]["name"], CONNECTIONS_METRIC);
+    assert_eq!(
+        spec["metrics"][0]["pods"]["target"],
+        json!({ "type": "AverageValue", "averageValue": "500" })
+    );
+    assert_eq!(spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"], 300);
+    assert_eq!(
+        spec["behavior"]["scaleDown"]["policies"][0],
+        json!({ "type": "Pods", "value": 2, "periodSeconds": 60 })
+    );
+    // The scale subresource's selector selects exactly the StatefulSet's pods.
+    let sts_selector = r.stateful_set.spec.unwrap().selector.match_labels.unwrap();
+    let from_string: std::collections::BTreeMap<String, String> = r
+        .selector
+        .split(',')
+        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap())
+        .collect();
+    assert_eq!(from_string, sts_selector);
 }
 
 #[test]

@@ -44,6 +44,35 @@ pub struct Restored {
     disconnected_at: u64,
 }
 
+/// Why a recovery attempt restored nothing (a metric label each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// No node held a session under that id: already restored, never known, or evicted.
+    Unknown,
+    /// Held, but disconnected longer ago than `max_disconnection_ms`.
+    Expired,
+    /// The client's offset is not one this hub hands out.
+    BadOffset,
+    /// This node's log does not hold every packet after the client's offset (evicted, or
+    /// emitted before this node joined): replaying would skip packets.
+    Truncated,
+}
+
+impl Miss {
+    /// Every reason, for metrics that start each series at 0.
+    pub const ALL: [Miss; 4] = [Miss::Unknown, Miss::Expired, Miss::BadOffset, Miss::Truncated];
+
+    /// Low-cardinality metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Miss::Unknown => "unknown",
+            Miss::Expired => "expired",
+            Miss::BadOffset => "bad_offset",
+            Miss::Truncated => "truncated",
+        }
+    }
+}
+
 /// A session as kept for recovery: the socket's id and rooms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -188,12 +217,16 @@ impl Recovery {
     /// Take the session `pid` if held and within its window, with how long ago it
     /// disconnected (0 for a replica of a socket its node still reports connected).
     pub fn take(&self, pid: &str) -> Option<(Session, u64)> {
+        self.take_or_miss(pid).ok()
+    }
+
+    fn take_or_miss(&self, pid: &str) -> Result<(Session, u64), Miss> {
         let now = self.now();
-        let (session, held) = self.sessions.lock().remove(pid)?;
+        let (session, held) = self.sessions.lock().remove(pid).ok_or(Miss::Unknown)?;
         match held {
-            Held::Saved { at } if now.saturating_sub(at) > self.max_age_ms => None,
-            Held::Saved { at } => Some((session, now.saturating_sub(at))),
-            Held::Live { .. } => Some((session, 0)),
+            Held::Saved { at } if now.saturating_sub(at) > self.max_age_ms => Err(Miss::Expired),
+            Held::Saved { at } => Ok((session, now.saturating_sub(at))),
+            Held::Live { .. } => Ok((session, 0)),
         }
     }
 
@@ -209,22 +242,22 @@ impl Recovery {
         self.sessions.lock().contains_key(pid)
     }
 
-    /// Take the session `pid` whose last packet carried `offset` for restoring, or `None` when
-    /// the session is unknown, expired, or its replay would be incomplete now.
-    pub fn restore(&self, pid: &str, offset: Option<&str>) -> Option<Restored> {
-        let (session, age) = self.take(pid)?;
+    /// Take the session `pid` whose last packet carried `offset` for restoring, or say why
+    /// not: unknown, expired, a bad offset, or a replay that would be incomplete now.
+    pub fn restore(&self, pid: &str, offset: Option<&str>) -> Result<Restored, Miss> {
+        let (session, age) = self.take_or_miss(pid)?;
         // A client that never received a logged packet sends no offset.
-        let offset = Vector::parse(offset.unwrap_or(""))?;
+        let offset = Vector::parse(offset.unwrap_or("")).ok_or(Miss::BadOffset)?;
         let now = self.now();
         let disconnected_at = now.saturating_sub(age);
         self.stream
             .lock()
             .replay(&offset, &session.id, &session.rooms, disconnected_at, now, self.live())
             .map_err(|why| {
-                tracing::debug!(pid, ?why, offset = %offset.text(), age, "recovery refused: replay incomplete")
-            })
-            .ok()?;
-        Some(Restored { id: session.id, rooms: session.rooms, offset, disconnected_at })
+                tracing::debug!(pid, ?why, offset = %offset.text(), age, "recovery refused: replay incomplete");
+                Miss::Truncated
+            })?;
+        Ok(Restored { id: session.id, rooms: session.rooms, offset, disconnected_at })
     }
 
     /// Run `f` with what `r` missed (in order), the log locked: `f` registers the socket and
@@ -274,7 +307,7 @@ mod tests {
         // Logged after the check: still replayed.
         emit(&r, Selector::rooms(vec![room.clone()]), "four");
         assert_eq!(r.with_replay(&restored, |m| m.unwrap()), vec![frames("two"), frames("four")]);
-        assert!(r.restore("pid1", Some(&o1)).is_none(), "a session is restored once");
+        assert_eq!(r.restore("pid1", Some(&o1)).err(), Some(Miss::Unknown), "a session is restored once");
     }
 
     #[tokio::test(start_paused = true)]
@@ -282,7 +315,7 @@ mod tests {
         let r = Recovery::new(NodeTag(7), tokio::time::Instant::now(), 1000, 100, 100);
         r.save("p", SocketId::new(NodeTag(1)), vec![]);
         tokio::time::advance(std::time::Duration::from_millis(1500)).await;
-        assert!(r.restore("p", None).is_none());
+        assert_eq!(r.restore("p", None).err(), Some(Miss::Expired));
     }
 
     #[tokio::test(start_paused = true)]
@@ -315,6 +348,6 @@ mod tests {
     async fn a_malformed_offset_is_not_recovered() {
         let r = Recovery::new(NodeTag(7), tokio::time::Instant::now(), 1000, 100, 100);
         r.save("p", SocketId::new(NodeTag(1)), vec![]);
-        assert!(r.restore("p", Some("12")).is_none());
+        assert_eq!(r.restore("p", Some("12")).err(), Some(Miss::BadOffset));
     }
 }

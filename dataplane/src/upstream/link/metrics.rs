@@ -78,5 +78,19 @@ impl LinkMetrics {
                 "kind",
             ),
         }
+        .init_series()
+    }
+
+    /// Create the series the chart's dashboard and alerts select by label value, at 0.
+    fn init_series(self) -> Self {
+        // `saturated`: a server's queue (or a waiting session's) was full; `no_app_server`: none
+        // linked; `unbound`: relayed for a session no longer bound here; `mesh`: the relay hop failed.
+        for reason in ["saturated", "no_app_server", "unbound", "mesh"] {
+            self.dropped.with_label_values(&[reason]);
+        }
+        for reason in ["unauthorized", "version", "disabled", "bad_request"] {
+            self.refused.with_label_values(&[reason]);
+        }
+        self
     }
 }
