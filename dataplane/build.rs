@@ -1,6 +1,8 @@
 //! Embeds the Socket.IO Admin UI's static files when the build is given them:
 //! `SOCKETIO_HUB_ADMIN_UI_DIST=<dir>` (the `ui/dist` folder of the `@socket.io/admin-ui` npm
-//! package, e.g. `e2e/node_modules/@socket.io/admin-ui/ui/dist` after `npm ci` in `e2e/`).
+//! package pinned by `dataplane/admin-ui/package-lock.json`:
+//! `dataplane/admin-ui/node_modules/@socket.io/admin-ui/ui/dist` after
+//! `npm ci --ignore-scripts --omit=peer` there; `scripts/test` and the Dockerfile do both).
 //! Without it the table is empty and `admin_ui.serve_ui` needs `admin_ui.ui_dir`, so a build
 //! without npm still works. Source maps are left out.
 

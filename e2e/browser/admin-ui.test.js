@@ -18,12 +18,12 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const WAIT = 20000;
-const UI_DIR = path.join(__dirname, '..', 'node_modules', '@socket.io', 'admin-ui', 'ui', 'dist');
+const UI_DIR = path.join(__dirname, '..', '..', 'dataplane', 'admin-ui', 'node_modules', '@socket.io', 'admin-ui', 'ui', 'dist');
 const PASSWORD = 'ui-password';
 
 const skip = !fs.existsSync(CHROMIUM) ? `no Chromium at ${CHROMIUM}`
   : IMPL === 'reference' ? 'the admin namespace is part of the hub, not of the reference server'
-    : !fs.existsSync(path.join(UI_DIR, 'index.html')) ? `no Admin UI build at ${UI_DIR} (npm ci in e2e/)` : false;
+    : !fs.existsSync(path.join(UI_DIR, 'index.html')) ? `no Admin UI build at ${UI_DIR} (npm ci in dataplane/admin-ui/)` : false;
 
 let cluster;
 let browser;

@@ -14,7 +14,7 @@ const { Clients, once, connectError, collector } = require('../harness/client');
 const skip = IMPL === 'reference' ? 'the admin namespace is part of the hub, not of the reference server' : false;
 const PASSWORD = 'pw-for-tests';
 const HASH = bcrypt.hashSync(PASSWORD, 4);
-const UI_DIR = path.join(__dirname, '..', 'node_modules', '@socket.io', 'admin-ui', 'ui', 'dist');
+const UI_DIR = path.join(__dirname, '..', '..', 'dataplane', 'admin-ui', 'node_modules', '@socket.io', 'admin-ui', 'ui', 'dist');
 const ws = { transports: ['websocket'] };
 const creds = { username: 'admin', password: PASSWORD };
 
@@ -111,7 +111,7 @@ test('CORS: the hosted UI\'s origin is allowed with credentials, others follow c
   assert.equal((await fetch(url, { headers: { origin: 'https://evil.example' } })).status, 403);
 });
 
-test('static files: the UI from ui_dir at ui_path; start refused without files to serve', { skip: skip || (!fs.existsSync(UI_DIR) && 'no Admin UI build (npm ci)') }, async () => {
+test('static files: the UI from ui_dir at ui_path; start refused without files to serve', { skip: skip || (!fs.existsSync(UI_DIR) && 'no Admin UI build (npm ci in dataplane/admin-ui/)') }, async () => {
   const hub = await hubWith({ serve_ui: true, ui_dir: UI_DIR, ui_path: '/console/' });
   const index = await fetch(`${hub.url}/console/`);
   assert.equal(index.status, 200);
@@ -129,4 +129,26 @@ test('static files: the UI from ui_dir at ui_path; start refused without files t
   await assert.rejects(startHub({ admin_ui: { enabled: true, auth: 'none', serve_ui: true, ui_dir: __dirname } },
     { env: { RUST_BACKTRACE: '0', RUST_LIB_BACKTRACE: '0' } }),
     /admin_ui.ui_dir .* has no index.html/);
+});
+
+test('static files: the copy embedded at build time (SOCKETIO_HUB_ADMIN_UI_DIST), when the binary has one', { skip }, async (t) => {
+  let hub;
+  try {
+    hub = await startHub({ admin_ui: { enabled: true, auth: 'none', serve_ui: true } },
+      { env: { RUST_BACKTRACE: '0', RUST_LIB_BACKTRACE: '0' } });
+  } catch (e) {
+    assert.match(String(e), /built without the UI \(SOCKETIO_HUB_ADMIN_UI_DIST unset\)/);
+    t.skip('this hub binary was built without SOCKETIO_HUB_ADMIN_UI_DIST (scripts/test sets it)');
+    return;
+  }
+  hubs.push(hub);
+  const index = await fetch(`${hub.url}/admin-ui/`);
+  assert.equal(index.status, 200);
+  const html = await index.text();
+  assert.match(html, /Socket\.IO Admin UI/);
+  const css = html.match(/href="(css\/app\.[0-9a-f]+\.css)"/)[1];
+  const r = await fetch(`${hub.url}/admin-ui/${css}`);
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /^text\/css/);
+  assert.equal((await fetch(`${hub.url}/admin-ui/js/missing.js`)).status, 404);
 });
