@@ -101,7 +101,8 @@ pub fn is_bcrypt_hash(hash: &str) -> bool {
         return false;
     }
     let cost = std::str::from_utf8(&b[4..6]).ok().and_then(|c| c.parse::<u32>().ok());
-    matches!(cost, Some(4..=31)) && b[7..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'/')
+    matches!(cost, Some(4..=31))
+        && b[7..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'/')
 }
 
 impl AdminUiConfig {
@@ -118,7 +119,10 @@ impl AdminUiConfig {
         match self.auth {
             AdminUiAuth::Basic => {
                 if self.username.as_deref().is_none_or(|u| u.is_empty()) {
-                    bad("admin_ui.username", "is required with auth = \"basic\" (or set auth = \"none\")".into());
+                    bad(
+                        "admin_ui.username",
+                        "is required with auth = \"basic\" (or set auth = \"none\")".into(),
+                    );
                 }
                 match (&self.password_hash, &self.password_hash_file) {
                     (Some(_), Some(_)) => bad(
@@ -140,7 +144,10 @@ impl AdminUiConfig {
                 }
             }
             AdminUiAuth::None => {
-                if self.username.is_some() || self.password_hash.is_some() || self.password_hash_file.is_some() {
+                if self.username.is_some()
+                    || self.password_hash.is_some()
+                    || self.password_hash_file.is_some()
+                {
                     bad("admin_ui.auth", "is \"none\" but credentials are set; use auth = \"basic\"".into());
                 }
             }
@@ -161,7 +168,10 @@ impl AdminUiConfig {
         }
         let p = &self.ui_path;
         if self.serve_ui && (!p.starts_with('/') || !p.ends_with('/') || p == "/") {
-            bad("admin_ui.ui_path", format!("{p:?} must start and end with '/' and not be \"/\", like \"/admin-ui/\""));
+            bad(
+                "admin_ui.ui_path",
+                format!("{p:?} must start and end with '/' and not be \"/\", like \"/admin-ui/\""),
+            );
         }
         if self.serve_ui && p.starts_with(socketio_path) {
             bad("admin_ui.ui_path", format!("{p:?} is under the Socket.IO path {socketio_path:?}"));

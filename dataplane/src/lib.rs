@@ -172,7 +172,13 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
         ui_files.unwrap_or(admin_ui::assets::Source::Embedded),
     );
     let ui_routes = warp::any()
-        .and_then(move || async move { if ui_on { Ok(()) } else { Err(warp::reject::not_found()) } })
+        .and_then(move || async move {
+            if ui_on {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
         .untuple_one()
         .and(ui_routes);
     let demo_on = config.demo_page;

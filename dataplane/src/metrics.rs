@@ -154,7 +154,11 @@ impl Metrics {
                 IntGauge::new("limit_tracked_ips", "Client IPs tracked by the per-IP limits.")
                     .expect("valid metric"),
             ),
-            admin_ui_logins: counter_vec("admin_ui_logins_total", "Admin UI connects by outcome.", &["result"]),
+            admin_ui_logins: counter_vec(
+                "admin_ui_logins_total",
+                "Admin UI connects by outcome.",
+                &["result"],
+            ),
             admin_ui_commands: counter_vec(
                 "admin_ui_commands_total",
                 "Admin UI commands by command and result.",

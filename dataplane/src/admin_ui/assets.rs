@@ -7,9 +7,9 @@
 
 use std::path::PathBuf;
 
+use bytes::Bytes;
 use socketio_hub_config::AdminUiConfig;
 use warp::http::{header, Response, StatusCode};
-use bytes::Bytes;
 use warp::{Filter, Rejection};
 
 mod embedded {
@@ -79,7 +79,9 @@ fn content_type(path: &str) -> &'static str {
 
 async fn load(source: &Source, rel: &str) -> Option<Bytes> {
     match source {
-        Source::Embedded => embedded::FILES.iter().find(|(p, _)| *p == rel).map(|(_, b)| Bytes::from_static(b)),
+        Source::Embedded => {
+            embedded::FILES.iter().find(|(p, _)| *p == rel).map(|(_, b)| Bytes::from_static(b))
+        }
         Source::Dir(dir) => {
             let path = dir.join(rel);
             match tokio::fs::metadata(&path).await {
@@ -94,32 +96,33 @@ fn response(status: StatusCode) -> warp::http::response::Builder {
     Response::builder().status(status).header("x-content-type-options", "nosniff")
 }
 
-/// `GET <ui_path>…`: the UI's files (`<ui_path>` itself is `index.html`; the path without its
-/// trailing slash redirects, so the page's relative links resolve).
+/// The answer to `GET path` under `base` (`<base>` is `index.html`; `base` without its
+/// trailing slash redirects, so the page's relative links resolve); `None`: not found.
+async fn serve(base: &str, source: &Source, path: &str) -> Option<Response<Bytes>> {
+    if path == base.trim_end_matches('/') {
+        let r = response(StatusCode::PERMANENT_REDIRECT).header(header::LOCATION, base).body(Bytes::new());
+        return Some(r.expect("valid response"));
+    }
+    let rel = relative(path.strip_prefix(base)?)?;
+    let body = load(source, &rel).await?;
+    // Everything but index.html has a content hash in its name.
+    let cache = if rel == "index.html" { "no-cache" } else { "public, max-age=86400" };
+    let r = response(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type(&rel))
+        .header(header::CACHE_CONTROL, cache)
+        .body(body);
+    Some(r.expect("valid response"))
+}
+
+/// `GET <ui_path>…`: the UI's files (see `serve`); anything else falls through.
 pub fn routes(
     ui_path: &str,
     source: Source,
 ) -> impl Filter<Extract = (Response<Bytes>,), Error = Rejection> + Clone + Send + Sync + 'static {
-    let base: &'static str = Box::leak(ui_path.to_string().into_boxed_str());
+    let base: std::sync::Arc<str> = std::sync::Arc::from(ui_path);
     warp::get().and(warp::path::full()).and_then(move |full: warp::path::FullPath| {
-        let source = source.clone();
-        async move {
-            let path = full.as_str();
-            if path == base.trim_end_matches('/') {
-                let r = response(StatusCode::PERMANENT_REDIRECT).header(header::LOCATION, base).body(Bytes::new());
-                return Ok(r.expect("valid response"));
-            }
-            let Some(rest) = path.strip_prefix(base) else { return Err(warp::reject::not_found()) };
-            let Some(rel) = relative(rest) else { return Err(warp::reject::not_found()) };
-            let Some(body) = load(&source, &rel).await else { return Err(warp::reject::not_found()) };
-            // Everything but index.html has a content hash in its name.
-            let cache = if rel == "index.html" { "no-cache" } else { "public, max-age=86400" };
-            let r = response(StatusCode::OK)
-                .header(header::CONTENT_TYPE, content_type(&rel))
-                .header(header::CACHE_CONTROL, cache)
-                .body(body);
-            Ok::<_, Rejection>(r.expect("valid response"))
-        }
+        let (source, base) = (source.clone(), base.clone());
+        async move { serve(&base, &source, full.as_str()).await.ok_or_else(warp::reject::not_found) }
     })
 }
 
@@ -149,18 +152,22 @@ mod tests {
             ..Default::default()
         };
         let src = source(&cfg).unwrap().unwrap();
-        let filter = routes("/admin-ui/", src);
-        let get = |p: &'static str| warp::test::request().method("GET").path(p).reply(&filter);
-        let r = get("/admin-ui/").await;
+        let get = |p: &'static str| {
+            let src = src.clone();
+            async move { serve("/admin-ui/", &src, p).await }
+        };
+        let r = get("/admin-ui/").await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.body().as_ref(), b"<html>ui</html>");
         assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
-        let r = get("/admin-ui/js/app.js").await;
+        assert_eq!(r.headers()["cache-control"], "no-cache");
+        let r = get("/admin-ui/js/app.js").await.unwrap();
         assert_eq!(r.headers()["content-type"], "application/javascript; charset=utf-8");
-        assert_eq!(get("/admin-ui").await.status(), 308);
-        assert_eq!(get("/admin-ui/missing.js").await.status(), 404);
-        assert_eq!(get("/admin-ui/../Cargo.toml").await.status(), 404);
-        assert_eq!(get("/other").await.status(), 404);
+        let r = get("/admin-ui").await.unwrap();
+        assert_eq!((r.status().as_u16(), r.headers()["location"].to_str().unwrap()), (308, "/admin-ui/"));
+        assert!(get("/admin-ui/missing.js").await.is_none());
+        assert!(get("/admin-ui/../Cargo.toml").await.is_none());
+        assert!(get("/other").await.is_none());
         // A directory without index.html is refused at start, with the fix.
         let empty = AdminUiConfig { ui_dir: Some(dir.join("js").display().to_string()), ..cfg.clone() };
         assert!(source(&empty).unwrap_err().contains("no index.html"));

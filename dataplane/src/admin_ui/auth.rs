@@ -33,7 +33,9 @@ pub enum AuthError {
         source: std::io::Error,
     },
     /// The hash (from the file) is not a bcrypt hash.
-    #[error("admin_ui: the password hash from {0} is not a bcrypt hash ($2b$<cost>$ followed by 53 characters)")]
+    #[error(
+        "admin_ui: the password hash from {0} is not a bcrypt hash ($2b$<cost>$ followed by 53 characters)"
+    )]
     NotBcrypt(String),
 }
 

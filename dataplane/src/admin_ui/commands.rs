@@ -65,7 +65,8 @@ impl Command {
     /// Parse the UI's `name(args)`.
     pub fn parse(name: &str, args: &Args) -> Result<Command, String> {
         let items: Vec<&RawValue> = serde_json::from_str(&args.json).map_err(|_| "invalid arguments")?;
-        let value = |i: usize| -> Option<Value> { items.get(i).and_then(|r| serde_json::from_str(r.get()).ok()) };
+        let value =
+            |i: usize| -> Option<Value> { items.get(i).and_then(|r| serde_json::from_str(r.get()).ok()) };
         let nsp = match value(0) {
             Some(Value::String(n)) if n.starts_with('/') && n.len() <= 256 => n,
             _ => return Err("the first argument must be a namespace like \"/\"".into()),
@@ -73,7 +74,9 @@ impl Command {
         let filter = |i: usize| -> Result<Selector, String> {
             match value(i) {
                 None | Some(Value::Null) => Ok(Selector::default()),
-                Some(Value::String(f)) if !f.is_empty() && f.len() <= 256 => Ok(Selector::rooms(vec![Room::from(f)])),
+                Some(Value::String(f)) if !f.is_empty() && f.len() <= 256 => {
+                    Ok(Selector::rooms(vec![Room::from(f)]))
+                }
                 Some(Value::String(f)) if f.is_empty() => Ok(Selector::default()),
                 _ => Err(format!("argument {} must be a room or socket id", i + 1)),
             }
@@ -162,7 +165,9 @@ mod tests {
             }
         );
         let c = Command::parse("emit", &args(r#"["/",null,"ping"]"#)).unwrap();
-        assert!(matches!(c, Command::Emit { sel, args, .. } if sel == Selector::default() && args.json == "[]"));
+        assert!(
+            matches!(c, Command::Emit { sel, args, .. } if sel == Selector::default() && args.json == "[]")
+        );
         let c = Command::parse("join", &args(r#"["/","vip","Xa1bXa1bXa1bXa1bXa1b"]"#)).unwrap();
         assert!(matches!(c, Command::Rooms { join: true, ref room, .. } if &**room == "vip"));
         let c = Command::parse("leave", &args(r#"["/","vip"]"#)).unwrap();

@@ -143,7 +143,8 @@ impl AdminUi {
                     None
                 } else {
                     let text = |k: &str| auth.get(k).and_then(Value::as_str).unwrap_or("");
-                    let ok = !text("username").is_empty() && c.password_valid(text("username"), text("password")).await;
+                    let ok = !text("username").is_empty()
+                        && c.password_valid(text("username"), text("password")).await;
                     if !ok {
                         self.metrics.admin_ui_logins.with_label_values(&["invalid"]).inc();
                         hub.reject(&conn, ns, "unauthorized", "invalid credentials", None);
@@ -196,7 +197,9 @@ impl InternalNamespace for AdminUi {
                 let shown: String = args.json.chars().take(200).collect();
                 tracing::info!(admin = %socket.id, command = event, args = %shown, "admin UI command")
             }
-            Err(e) => tracing::info!(admin = %socket.id, command = event, error = %e, "admin UI command refused"),
+            Err(e) => {
+                tracing::info!(admin = %socket.id, command = event, error = %e, "admin UI command refused")
+            }
         }
     }
 }

@@ -96,7 +96,12 @@ fn hostname() -> String {
 impl StatsReporter {
     /// Reports named `server_id` (the node name), counting from the counters' values now.
     pub fn new(server_id: String, metrics: &Metrics) -> Self {
-        StatsReporter { server_id, hostname: hostname(), started: Instant::now(), prev: Counters::read(metrics) }
+        StatsReporter {
+            server_id,
+            hostname: hostname(),
+            started: Instant::now(),
+            prev: Counters::read(metrics),
+        }
     }
 
     /// The next `server_stats` payload, at `now_ms` (ms since the epoch).

@@ -402,7 +402,8 @@ mod tests {
     #[test]
     fn namespaces_parse_and_skip_garbage() {
         let base = [(KEY_TAG, "0000aa"), (KEY_MESH, "127.0.0.1:1")];
-        let with = |v: &'static str| Peer::parse(id("n", 1), base.into_iter().chain([(KEY_NAMESPACES, v)])).unwrap();
+        let with =
+            |v: &'static str| Peer::parse(id("n", 1), base.into_iter().chain([(KEY_NAMESPACES, v)])).unwrap();
         let names: Vec<String> = with(r#"["/","/chat"]"#).namespaces.iter().map(|n| n.to_string()).collect();
         assert_eq!(names, vec!["/", "/chat"]);
         assert!(with("not json").namespaces.is_empty());
