@@ -164,7 +164,9 @@ test('the commands act on the whole cluster: emit, join, leave, _disconnect', as
   // y is in neither room, and a fence to everyone proves nothing else is in flight.
   const fenceZ = collector(z, 'fence');
   s.emit('emit', '/', null, 'fence');
-  await fenceZ.until(1);
+  await fenceZ.until(1).catch((e) => {
+    throw new Error(`${e.message} (z connected: ${z.connected}, admin connected: ${s.connected})`);
+  });
   assert.deepEqual(vipZ.got.map((a) => a[0]), [1]);
   assert.equal(vipY.got.length, 0);
 
