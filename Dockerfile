@@ -8,10 +8,19 @@
 # libraries it links, the CA bundle, /etc/passwd and /etc/group with the non-root user 65532, no
 # shell. Pass --build-arg SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) for the same file dates.
 
+# ---- ui: the Socket.IO Admin UI's static files, from the npm package pinned (with its
+# integrity hash) in dataplane/admin-ui/package-lock.json; embedded into the hub below.
+FROM node:20-bookworm-slim AS ui
+WORKDIR /ui
+COPY dataplane/admin-ui/package.json dataplane/admin-ui/package-lock.json ./
+RUN npm ci --ignore-scripts --omit=peer --no-audit --no-fund
+
 # ---- build: the release binaries, against Debian bookworm's glibc (the rootfs stage's too).
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
+COPY --from=ui /ui/node_modules/@socket.io/admin-ui/ui/dist /admin-ui-dist
+ENV SOCKETIO_HUB_ADMIN_UI_DIST=/admin-ui-dist
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,id=sioh-target \
     cargo build --release --locked -p socketio-hub -p socketio-hub-operator --bins \

@@ -12,8 +12,10 @@ use std::net::SocketAddr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod admin_ui;
 mod validate;
 
+pub use admin_ui::{is_bcrypt_hash, AdminUiAuth, AdminUiConfig, AdminUiMode};
 pub use validate::{ConfigError, Problem};
 
 /// Name of the file key the operator writes in its ConfigMap and the hub reads by default.
@@ -52,6 +54,8 @@ pub struct HubConfig {
     pub limits: LimitsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The Socket.IO Admin UI, served by the hub itself (off by default).
+    pub admin_ui: AdminUiConfig,
     /// How long a SIGTERM drain waits for clients to leave before closing them. Default 10000 ms.
     pub shutdown_grace_ms: u64,
     /// On SIGTERM the node turns not-ready, refuses new sessions and closes its clients evenly
@@ -79,6 +83,7 @@ impl Default for HubConfig {
             cluster: ClusterConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
+            admin_ui: AdminUiConfig::default(),
             shutdown_grace_ms: 10_000,
             drain_period_ms: 5_000,
             workers: None,
@@ -201,6 +206,11 @@ pub struct CorsConfig {
     pub allowed_origins: Vec<String>,
     /// Send `Access-Control-Allow-Credentials: true`. Default `false`.
     pub credentials: bool,
+    /// Origins allowed with credentials whatever `allowed_origins` and `credentials` say: the
+    /// Admin UI's (`admin_ui.allowed_origins`, filled in at start when the UI is enabled).
+    /// Not part of the file.
+    #[serde(skip)]
+    pub admin_origins: Vec<String>,
 }
 
 /// Which kind of upstream the hub talks to.

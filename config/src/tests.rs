@@ -103,3 +103,65 @@ fn limits_are_off_by_default_and_validated() {
         ]
     );
 }
+
+const HASH: &str = "$2b$10$Q8fG7qJYyH3Q0fXnqZ0qxeN1m7qv3oXJxg0o5yq7yQm0nqvY5k2cS";
+
+#[test]
+fn admin_ui_is_off_by_default_and_parses_from_toml() {
+    assert!(!HubConfig::default().admin_ui.enabled);
+    let text = format!(
+        "[admin_ui]\nenabled = true\nusername = \"admin\"\npassword_hash = \"{HASH}\"\nmode = \"development\"\n"
+    );
+    let c = HubConfig::from_toml(&text).unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.admin_ui.namespace, "/admin");
+    assert_eq!(c.admin_ui.mode, AdminUiMode::Development);
+    assert_eq!(HubConfig::from_toml(&c.to_toml()).unwrap(), c);
+}
+
+#[test]
+fn admin_ui_problems_name_their_fields() {
+    let mut c = HubConfig::default();
+    c.admin_ui.enabled = true;
+    c.admin_ui.namespace = "/".into();
+    c.admin_ui.password_hash = Some("not-a-hash".into());
+    c.admin_ui.stats_interval_ms = 10;
+    c.admin_ui.allowed_origins = vec!["*".into()];
+    c.admin_ui.serve_ui = true;
+    c.admin_ui.ui_path = "/socket.io/ui/".into();
+    let ConfigError::Invalid(problems) = c.validate().unwrap_err() else { panic!("expected Invalid") };
+    let fields: Vec<_> = problems.iter().map(|p| p.field).collect();
+    for f in [
+        "admin_ui.namespace",
+        "admin_ui.username",
+        "admin_ui.password_hash",
+        "admin_ui.stats_interval_ms",
+        "admin_ui.allowed_origins",
+        "admin_ui.ui_path",
+    ] {
+        assert!(fields.contains(&f), "{f} missing from {fields:?}");
+    }
+    // Both a hash and a file, or credentials with auth = none, are refused too.
+    let mut c = HubConfig::default();
+    c.admin_ui.enabled = true;
+    c.admin_ui.username = Some("admin".into());
+    c.admin_ui.password_hash = Some(HASH.into());
+    c.admin_ui.password_hash_file = Some("/run/secrets/hash".into());
+    assert!(c.validate().unwrap_err().to_string().contains("not both"));
+    c.admin_ui.auth = AdminUiAuth::None;
+    assert!(c.validate().unwrap_err().to_string().contains("admin_ui.auth"));
+    c.admin_ui.username = None;
+    c.admin_ui.password_hash = None;
+    c.admin_ui.password_hash_file = None;
+    c.validate().unwrap();
+}
+
+#[test]
+fn bcrypt_hash_shape() {
+    assert!(is_bcrypt_hash(HASH));
+    assert!(is_bcrypt_hash(&HASH.replace("$2b$", "$2y$")));
+    assert!(!is_bcrypt_hash(&HASH.replace("$10$", "$03$")));
+    assert!(!is_bcrypt_hash(&HASH[..59]));
+    assert!(!is_bcrypt_hash(&HASH.replace('Q', "!")));
+    assert!(!is_bcrypt_hash("$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaA"));
+}

@@ -195,6 +195,7 @@ impl HubConfig {
         if c.secret_file.as_deref().is_some_and(|f| f.trim().is_empty()) {
             bad("cluster.secret_file", "is an empty path".into());
         }
+        self.admin_ui.problems(&self.path, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

@@ -2,6 +2,7 @@
 //! of applications. See ARCHITECTURE.md for the map; `start` is the entry point.
 
 pub mod admin;
+pub mod admin_ui;
 pub mod api;
 pub mod auth;
 pub mod cli;
@@ -55,6 +56,9 @@ pub enum StartError {
     /// Gossip or the mesh could not start.
     #[error("cluster: {0}")]
     Cluster(#[from] cluster::ClusterError),
+    /// The Admin UI's credentials or static files are missing or invalid.
+    #[error("{0}")]
+    AdminUi(String),
 }
 
 /// A running hub.
@@ -133,7 +137,10 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
     let engine =
         Engine::new(EngineSettings::for_hub(&config), NodeTag::derive(&node, generation), metrics.clone());
     engine.set_limits(Arc::new(limits::Limits::new(&config.limits, metrics.clone())));
-    let hub = Hub::new(config.clone(), engine.clone(), dispatch, metrics, keys);
+    let hub = Hub::new(config.clone(), engine.clone(), dispatch, metrics, keys.clone());
+    // Before any listener: the admin namespace is known from the first packet on.
+    let admin_ui = admin_ui::AdminUi::install(&hub, &keys).map_err(|e| StartError::AdminUi(e.to_string()))?;
+    let ui_files = admin_ui::assets::source(&config.admin_ui).map_err(StartError::AdminUi)?;
 
     let listener =
         transport::bind(config.listen).map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -155,8 +162,28 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
     if let Some(l) = &link {
         l.attach(&ops);
     }
+    let mut tasks = Vec::new();
+    if let Some(ui) = &admin_ui {
+        tasks.extend(ui.start(ops.clone(), node.clone()));
+    }
+    let ui_on = ui_files.is_some();
+    let ui_routes = admin_ui::assets::routes(
+        &config.admin_ui.ui_path,
+        ui_files.unwrap_or(admin_ui::assets::Source::Embedded),
+    );
+    let ui_routes = warp::any()
+        .and_then(move || async move {
+            if ui_on {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
+        .and(ui_routes);
     let demo_on = config.demo_page;
     let other = upstream::link::route(link)
+        .or(ui_routes)
         .or(api::routes(ops.clone()))
         .or(demo::client_bundle(&config.path))
         .or(warp::any()
@@ -172,7 +199,6 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
         .map(warp::Reply::into_response)
         .boxed();
     let forward = cluster.clone().map(|c| Arc::new(cluster::Forwarder(c)) as Arc<dyn transport::Forward>);
-    let mut tasks = Vec::new();
     tasks.push(tokio::spawn(transport::serve_with(engine.clone(), listener, other, forward)));
     let admin_routes = admin::routes(hub.clone()).or(cluster::admin_route(cluster.clone()));
     let shutdown = engine.shutdown.clone();

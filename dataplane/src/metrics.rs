@@ -73,6 +73,12 @@ pub struct Metrics {
     pub limit_refusals: IntCounterVec,
     /// Client IPs (IPv6 /64s) tracked by the per-IP limits.
     pub limit_tracked_ips: IntGauge,
+    /// Admin UI connects by outcome (`password`, `session`, `invalid`).
+    pub admin_ui_logins: IntCounterVec,
+    /// Admin UI commands by command and result.
+    pub admin_ui_commands: IntCounterVec,
+    /// Admin UI development-mode events dropped because the queue was full.
+    pub admin_ui_events_dropped: IntCounter,
 }
 
 impl Default for Metrics {
@@ -197,6 +203,20 @@ impl Metrics {
                 &r,
                 IntGauge::new("limit_tracked_ips", "Client IPs tracked by the per-IP limits.")
                     .expect("valid metric"),
+            ),
+            admin_ui_logins: counter_vec(
+                "admin_ui_logins_total",
+                "Admin UI connects by outcome.",
+                &["result"],
+            ),
+            admin_ui_commands: counter_vec(
+                "admin_ui_commands_total",
+                "Admin UI commands by command and result.",
+                &["command", "result"],
+            ),
+            admin_ui_events_dropped: counter(
+                "admin_ui_events_dropped_total",
+                "Admin UI development-mode events dropped (queue full).",
             ),
             registry: r,
         }

@@ -125,6 +125,9 @@ pub struct SocketIOHubSpec {
     /// The Secret holding the access keys.
     #[serde(default)]
     pub access_keys: AccessKeys,
+    /// The Socket.IO Admin UI, served by the hub itself (see docs/admin-ui.md). Default off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_ui: Option<AdminUi>,
     /// Namespaces clients may join: exact (`/chat`), prefix (`/org-*`) or `*`. Default `["*"]`.
     #[serde(default = "default_namespaces")]
     #[schemars(length(min = 1))]
@@ -329,6 +332,58 @@ pub enum ClientAuth {
     Disabled,
     /// Every client must present a valid token.
     Required,
+}
+
+/// What the Admin UI is told.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AdminUiMode {
+    /// Aggregates only (costs nothing per message). The default.
+    #[default]
+    Production,
+    /// Also the socket list and per-socket events (a cluster broadcast each).
+    Development,
+}
+
+/// A key of a Secret in the hub's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"), length(max = 253))]
+    pub name: String,
+    /// The key holding the value.
+    #[schemars(regex(pattern = r"^[-._a-zA-Z0-9]+$"), length(max = 253))]
+    pub key: String,
+}
+
+/// The Socket.IO Admin UI (`[admin_ui]` of the hub configuration).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.enabled || (has(self.username) && has(self.passwordHashSecret))").message("adminUi needs username and passwordHashSecret when enabled"))]
+pub struct AdminUi {
+    /// Serve the admin namespace. Default false.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The admin namespace. Default `/admin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^/[^\s,?#]+$"), length(max = 256))]
+    pub namespace: Option<String>,
+    /// The UI's username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub username: Option<String>,
+    /// The Secret key holding the bcrypt hash of the password (mounted into the pods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash_secret: Option<SecretKeyRef>,
+    /// `Production` (default) or `Development`.
+    #[serde(default)]
+    pub mode: AdminUiMode,
+    /// Refuse the UI's commands. Default false.
+    #[serde(default)]
+    pub readonly: bool,
+    /// Serve the UI's static files (embedded in the image) at `/admin-ui/`. Default false.
+    #[serde(default)]
+    pub serve_ui: bool,
 }
 
 /// The access-key Secret.

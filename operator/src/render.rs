@@ -42,6 +42,10 @@ pub const CONFIG_DIR: &str = "/etc/socketio-hub";
 pub const SECRET_DIR: &str = "/etc/socketio-hub/secret";
 /// Where the cluster Secret is mounted.
 pub const CLUSTER_SECRET_DIR: &str = "/etc/socketio-hub/cluster";
+/// Where the Admin UI's password-hash Secret key is mounted (`spec.adminUi`).
+pub const ADMIN_UI_DIR: &str = "/etc/socketio-hub/admin-ui";
+/// The file name of the mounted password hash.
+pub const ADMIN_UI_HASH_FILE: &str = "password-hash";
 /// Pod template annotation carrying the configuration hash, so a config change rolls the pods.
 pub const CONFIG_HASH_ANNOTATION: &str = "socketio.dev/config-hash";
 /// Label marking a Secret the operator generated (as opposed to one a person provided).
@@ -615,6 +619,22 @@ fn hub_config(names: &Names, spec: &SocketIOHubSpec, endpoint: &str) -> Result<H
         crd::LogFormat::Text => config::LogFormat::Text,
     };
     c.shutdown_grace_ms = unsigned("spec.shutdownGraceSeconds", spec.shutdown_grace_seconds) * 1000;
+    if let Some(ui) = spec.admin_ui.as_ref().filter(|u| u.enabled) {
+        let a = &mut c.admin_ui;
+        a.enabled = true;
+        if let Some(ns) = &ui.namespace {
+            a.namespace = ns.clone();
+        }
+        a.username = ui.username.clone();
+        a.password_hash_file =
+            ui.password_hash_secret.as_ref().map(|_| format!("{ADMIN_UI_DIR}/{ADMIN_UI_HASH_FILE}"));
+        a.mode = match ui.mode {
+            crd::AdminUiMode::Production => config::AdminUiMode::Production,
+            crd::AdminUiMode::Development => config::AdminUiMode::Development,
+        };
+        a.readonly = ui.readonly;
+        a.serve_ui = ui.serve_ui;
+    }
 
     if let Err(config::ConfigError::Invalid(found)) = c.validate() {
         problems.extend(found.iter().map(|p| format!("{}: {}", spec_path(p.field), p.message)));
@@ -643,6 +663,9 @@ fn spec_path(config_field: &str) -> String {
         ("upstream.webhook_url", "spec.upstream.webhookUrl"),
         ("upstream", "spec.upstream"),
         ("public_endpoint", "spec.publicEndpoint"),
+        ("admin_ui.namespace", "spec.adminUi.namespace"),
+        ("admin_ui.username", "spec.adminUi.username"),
+        ("admin_ui.password_hash", "spec.adminUi.passwordHashSecret"),
     ];
     known
         .iter()
@@ -727,6 +750,14 @@ fn stateful_set(
     if let Some(policy) = spec.image_pull_policy {
         container["imagePullPolicy"] = json!(policy);
     }
+    let admin_hash =
+        spec.admin_ui.as_ref().filter(|u| u.enabled).and_then(|u| u.password_hash_secret.as_ref());
+    if admin_hash.is_some() {
+        container["volumeMounts"]
+            .as_array_mut()
+            .expect("volumeMounts is a list")
+            .push(json!({ "name": "admin-ui", "mountPath": ADMIN_UI_DIR, "readOnly": true }));
+    }
 
     let mut pod_spec = json!({
         "containers": [container],
@@ -756,6 +787,15 @@ fn stateful_set(
             } },
         ],
     });
+    if let Some(r) = admin_hash {
+        pod_spec["volumes"].as_array_mut().expect("volumes is a list").push(
+            json!({ "name": "admin-ui", "secret": {
+            "secretName": r.name,
+            "defaultMode": 0o440,
+            "items": [{ "key": r.key, "path": ADMIN_UI_HASH_FILE }],
+        } }),
+        );
+    }
     if !spec.node_selector.is_empty() {
         pod_spec["nodeSelector"] = json!(spec.node_selector);
     }

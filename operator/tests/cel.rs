@@ -77,6 +77,16 @@ fn namespaces_must_start_with_a_slash() {
 }
 
 #[test]
+fn an_enabled_admin_ui_needs_credentials() {
+    let e = errors(json!({ "adminUi": { "enabled": true, "username": "admin" } }));
+    assert!(e.iter().any(|m| m.contains("adminUi needs username and passwordHashSecret")), "{e:?}");
+    let ok = json!({ "adminUi": { "enabled": true, "username": "admin",
+        "passwordHashSecret": { "name": "chat-admin-ui", "key": "hash" } } });
+    assert!(errors(ok).is_empty());
+    assert!(errors(json!({ "adminUi": { "enabled": false } })).is_empty());
+}
+
+#[test]
 fn transports_must_not_repeat() {
     let e = errors(json!({ "transports": ["polling", "polling"] }));
     assert!(e.iter().any(|m| m.contains("transports must not repeat")), "{e:?}");

@@ -34,7 +34,10 @@ use chitchat::{
     spawn_chitchat, ChitchatConfig, ChitchatEnvelope, ChitchatHandle, ChitchatId, FailureDetectorConfig,
 };
 
-use super::membership::{self, NodeId, Peer, KEY_APPS, KEY_HTTP, KEY_LOAD, KEY_MESH, KEY_READY, KEY_TAG};
+use super::membership::{
+    self, NodeId, Peer, KEY_APPS, KEY_HTTP, KEY_LOAD, KEY_MESH, KEY_NAMESPACES, KEY_READY, KEY_TAG,
+    MAX_GOSSIPED_NAMESPACES,
+};
 use super::metrics::ClusterMetrics;
 use super::seal;
 use super::secret::ClusterKeys;
@@ -329,6 +332,8 @@ pub async fn rejoin_seeds(
 pub async fn publish(cluster: Arc<Cluster>, handle: Arc<ChitchatHandle>) {
     let mut published: HashMap<Arc<str>, (u64, HashSet<Arc<str>>)> = HashMap::new();
     let (mut ready, mut load, mut apps) = (false, u64::MAX, String::new());
+    // Namespaces are never removed from the hub, so their count tells when the list changed.
+    let mut namespaces_published = 0;
     let mut tick = tokio::time::interval(PUBLISH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks: u64 = 0;
@@ -352,6 +357,14 @@ pub async fn publish(cluster: Arc<Cluster>, handle: Arc<ChitchatHandle>) {
             sets.extend(added.into_iter().map(|k| (k, Some(String::new()))));
             sets.extend(removed.into_iter().map(|k| (k, None)));
             *slot = (version, now);
+        }
+        if hub.namespaces.len() != namespaces_published {
+            namespaces_published = hub.namespaces.len();
+            let mut names: Vec<String> = hub.namespaces.iter().map(|e| e.key().to_string()).collect();
+            names.sort();
+            names.truncate(MAX_GOSSIPED_NAMESPACES);
+            // A list of strings always serializes.
+            sets.push((KEY_NAMESPACES.to_string(), Some(serde_json::to_string(&names).expect("strings"))));
         }
         let now_ready = hub.ready.load(Ordering::SeqCst);
         if now_ready != ready {

@@ -28,6 +28,11 @@ pub const KEY_READY: &str = "ready";
 pub const KEY_LOAD: &str = "load";
 /// Key of the application servers linked to the node (link mode): `instance:sessions,…`.
 pub const KEY_APPS: &str = "apps";
+/// Key of the namespaces the node has served (a JSON array of names, at most
+/// `MAX_GOSSIPED_NAMESPACES`): what the Admin UI's socket list fetches from.
+pub const KEY_NAMESPACES: &str = "ns";
+/// Most namespace names a node gossips.
+pub const MAX_GOSSIPED_NAMESPACES: usize = 256;
 /// Prefix of room keys: `r:<len(ns)>:<ns><room>` (the length makes the split unambiguous for
 /// any namespace and room text).
 pub const ROOM_PREFIX: &str = "r:";
@@ -88,6 +93,8 @@ pub struct Peer {
     pub rooms: HashMap<Arc<str>, HashSet<Arc<str>>>,
     /// Application servers linked there: (instance, sessions bound to it).
     pub apps: Vec<(u64, u64)>,
+    /// Namespaces it has served (`KEY_NAMESPACES`).
+    pub namespaces: Vec<Arc<str>>,
 }
 
 /// Format application servers for gossip (`KEY_APPS`).
@@ -118,6 +125,7 @@ impl Peer {
     pub fn parse<'a>(id: NodeId, kv: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Peer> {
         let (mut tag, mut mesh, mut http, mut ready, mut load) = (None, None, None, false, 0);
         let mut apps = Vec::new();
+        let mut namespaces = Vec::new();
         let mut rooms: HashMap<Arc<str>, HashSet<Arc<str>>> = HashMap::new();
         for (k, v) in kv {
             match k {
@@ -127,6 +135,11 @@ impl Peer {
                 KEY_READY => ready = v == "1",
                 KEY_LOAD => load = v.parse().unwrap_or(0),
                 KEY_APPS => apps = parse_apps(v),
+                KEY_NAMESPACES => {
+                    namespaces = serde_json::from_str::<Vec<String>>(v)
+                        .map(|names| names.into_iter().take(MAX_GOSSIPED_NAMESPACES).map(Arc::from).collect())
+                        .unwrap_or_default()
+                }
                 _ => {
                     if let Some((ns, room)) = parse_room_key(k) {
                         rooms.entry(Arc::from(ns)).or_default().insert(Arc::from(room));
@@ -134,7 +147,7 @@ impl Peer {
                 }
             }
         }
-        Some(Peer { id, tag: tag?, mesh: mesh?, http, ready, load, rooms, apps })
+        Some(Peer { id, tag: tag?, mesh: mesh?, http, ready, load, rooms, apps, namespaces })
     }
 
     /// Whether any of `rooms` of namespace `ns` has members on this peer.
@@ -384,6 +397,17 @@ mod tests {
         assert_eq!(parse_apps("x:1,2:3,4"), vec![(2, 3)]);
         let kv = [(KEY_TAG, "0000aa"), (KEY_MESH, "127.0.0.1:1"), (KEY_APPS, "3:9")];
         assert_eq!(Peer::parse(id("n", 1), kv).unwrap().apps, vec![(3, 9)]);
+    }
+
+    #[test]
+    fn namespaces_parse_and_skip_garbage() {
+        let base = [(KEY_TAG, "0000aa"), (KEY_MESH, "127.0.0.1:1")];
+        let with =
+            |v: &'static str| Peer::parse(id("n", 1), base.into_iter().chain([(KEY_NAMESPACES, v)])).unwrap();
+        let names: Vec<String> = with(r#"["/","/chat"]"#).namespaces.iter().map(|n| n.to_string()).collect();
+        assert_eq!(names, vec!["/", "/chat"]);
+        assert!(with("not json").namespaces.is_empty());
+        assert!(Peer::parse(id("n", 1), base).unwrap().namespaces.is_empty());
     }
 
     #[test]

@@ -393,6 +393,11 @@ impl Cluster {
         self.membership.read().peers().map(|p| p.id.clone()).collect()
     }
 
+    /// The namespaces the live peers gossip having served (the Admin UI's socket list).
+    pub fn peer_namespaces(&self) -> Vec<Arc<str>> {
+        self.membership.read().peers().flat_map(|p| p.namespaces.iter().cloned()).collect()
+    }
+
     /// Live peers with the application servers they gossip (instance, sessions bound).
     pub fn peer_apps(&self) -> Vec<(NodeId, Vec<(u64, u64)>)> {
         self.membership

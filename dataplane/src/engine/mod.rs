@@ -60,7 +60,13 @@ impl EngineSettings {
         EngineSettings {
             path: c.path.clone(),
             engine: c.engine.clone(),
-            cors: c.cors.clone(),
+            cors: {
+                let mut cors = c.cors.clone();
+                if c.admin_ui.enabled {
+                    cors.admin_origins = c.admin_ui.allowed_origins.clone();
+                }
+                cors
+            },
             attach_timeout_ms: Some(c.socketio.connect_timeout_ms),
         }
     }

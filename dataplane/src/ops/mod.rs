@@ -170,6 +170,17 @@ impl Ops {
         self.count(ns, sel, Op::Disconnect { close })
     }
 
+    /// Every namespace served on some node: this node's, and those the peers gossip (at most
+    /// `cluster::membership::MAX_GOSSIPED_NAMESPACES` each), sorted, without duplicates.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut names: std::collections::BTreeSet<String> =
+            self.hub.namespaces.iter().map(|e| e.key().to_string()).collect();
+        if let Some(c) = &self.cluster {
+            names.extend(c.peer_namespaces().iter().map(|n| n.to_string()));
+        }
+        names.into_iter().collect()
+    }
+
     /// Describe the selected sockets of every node, this node's first (`fetchSockets`).
     pub fn fetch(
         &self,

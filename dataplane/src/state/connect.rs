@@ -31,6 +31,19 @@ pub struct PreparedConnect {
 }
 
 impl PreparedConnect {
+    /// A connect to an internal namespace: no auth kept, no claims, no recovery.
+    pub(super) fn internal(nsp: &str, id: SocketId, ns: Arc<Namespace>) -> Self {
+        PreparedConnect {
+            nsp: nsp.to_string(),
+            id,
+            auth: Map::new(),
+            claims: None,
+            ns,
+            restored: None,
+            pid_in: None,
+        }
+    }
+
     /// Whether connection state recovery restored a previous socket.
     pub fn is_recovery(&self) -> bool {
         self.restored.is_some()
@@ -246,8 +259,14 @@ impl Hub {
                 self.send_to(&socket, frames, Delivery::Reliable);
             }
         }
+        if ns.internal {
+            return Some(socket);
+        }
         if let Some(upstream) = self.upstream() {
             socket.enqueue_upstream(upstream.connected(socket.clone()));
+        }
+        if let Some(o) = self.observer.get() {
+            o.connected(&socket);
         }
         Some(socket)
     }

@@ -76,6 +76,15 @@ impl Hub {
         packet: socket::Packet<'_>,
         attachments: Vec<Bytes>,
     ) {
+        // The namespace the hub serves itself (the Admin UI's), in every dispatch mode.
+        if let Some(internal) = self.internal_for(packet.nsp) {
+            return self.internal_packet(&internal.clone(), conn, packet, attachments);
+        }
+        if let (Some(o), PacketType::Event | PacketType::BinaryEvent) = (self.observer.get(), packet.kind) {
+            if let (Some(s), Ok(ev)) = (sio(conn).socket(packet.nsp), packet.event()) {
+                o.event(&s, &ev.name, &ev.args);
+            }
+        }
         // Link mode: the application's own Socket.IO server handles the packet; the hub only
         // routes it (and keeps its room index from the application's answers).
         if let Dispatch::Link(router) = &self.dispatch {
@@ -174,6 +183,12 @@ impl Hub {
         }
         sio(&socket.conn).sockets.lock().retain(|s| !Arc::ptr_eq(s, socket));
         self.metrics.sockets.dec();
+        if ns.internal {
+            return;
+        }
+        if let Some(o) = self.observer.get() {
+            o.disconnected(socket, reason);
+        }
         match &self.dispatch {
             Dispatch::App(upstream) => socket.enqueue_upstream(upstream.disconnected(socket.clone(), reason)),
             // A closing session is reported once, by `session_closed`.

@@ -12,6 +12,7 @@
 pub mod app;
 mod connect;
 mod inbound;
+mod internal;
 mod namespace;
 pub mod ops;
 mod packet;
@@ -30,6 +31,7 @@ use socketio_hub_config::HubConfig;
 
 pub use app::{BoxFut, ConnectDecision, ConnectRequest, Dispatch, EventCall, PacketRouter, Upstream};
 pub use connect::PreparedConnect;
+pub use internal::{InternalNamespace, SocketObserver};
 pub use namespace::{Broadcast, Namespace, Selector, LINK_ACK_ID_BASE};
 pub use ops::{AppBinding, Claimed, Op, OpReply, SocketInfo};
 pub use packet::{Args, ArgsError, Outgoing};
@@ -117,6 +119,11 @@ pub struct Hub {
     pub peers: OnceLock<Arc<dyn Peers>>,
     /// When this node started (recovery logs count from here).
     pub started: tokio::time::Instant,
+    /// The namespace the hub serves itself (the Admin UI's), set once at start.
+    pub internal: OnceLock<Arc<dyn InternalNamespace>>,
+    /// Sees every other socket's life (Admin UI development mode), set once at start.
+    pub observer: OnceLock<Arc<dyn SocketObserver>>,
+
     me: Weak<Hub>,
 }
 
@@ -139,6 +146,9 @@ impl Hub {
             ready: AtomicBool::new(false),
             peers: OnceLock::new(),
             started: tokio::time::Instant::now(),
+            internal: OnceLock::new(),
+            observer: OnceLock::new(),
+
             me: me.clone(),
         });
         engine.set_handler(hub.clone());
@@ -164,15 +174,17 @@ impl Hub {
             .entry(Arc::from(name))
             .or_insert_with(|| {
                 let rooms = self.engine.limits().map(|l| l.rooms()).unwrap_or_default();
-                Arc::new(
-                    Namespace::new(
-                        name,
-                        &self.config,
-                        (self.engine.tag, self.started),
-                        self.peers.get().cloned(),
-                    )
-                    .with_room_limit(rooms),
+                let ns = Namespace::new(
+                    name,
+                    &self.config,
+                    (self.engine.tag, self.started),
+                    self.peers.get().cloned(),
                 )
+                .with_room_limit(rooms);
+                Arc::new(match self.is_internal(name) {
+                    true => ns.internal(),
+                    false => ns.with_observer(self.observer.get().cloned()),
+                })
             })
             .clone()
     }

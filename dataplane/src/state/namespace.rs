@@ -80,6 +80,9 @@ pub struct Namespace {
     /// The other nodes, told at once when a room gains its first member here (cluster).
     peers: Option<Arc<dyn super::Peers>>,
     room_limit: RoomLimit,
+    /// Served by the hub itself (`state::internal`): no upstream, no recovery, not observed.
+    pub internal: bool,
+    observer: Option<Arc<dyn super::SocketObserver>>,
 }
 
 impl Namespace {
@@ -114,7 +117,22 @@ impl Namespace {
             }),
             peers,
             room_limit: RoomLimit::default(),
+            internal: false,
+            observer: None,
         }
+    }
+
+    /// Mark the namespace internal (served by the hub itself): it keeps no recovery log.
+    pub fn internal(mut self) -> Self {
+        self.internal = true;
+        self.recovery = None;
+        self
+    }
+
+    /// Report room changes to `observer` (Admin UI development mode).
+    pub fn with_observer(mut self, observer: Option<Arc<dyn super::SocketObserver>>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// A fresh ack id for a server→client emit (unique in this namespace, so one id can serve
@@ -141,6 +159,7 @@ impl Namespace {
     pub fn try_join(&self, socket: &Arc<Socket>, rooms: &[Room]) -> Result<(), LimitHit> {
         let mut created = Vec::new();
         let changed;
+        let mut joined: Vec<Room> = Vec::new();
         {
             let mut index = self.rooms.write();
             let mut mine = socket.rooms.lock();
@@ -152,6 +171,9 @@ impl Namespace {
             }
             self.room_limit.admits(mine.len(), adding.len())?;
             changed = !adding.is_empty();
+            if self.observer.is_some() {
+                joined.extend(adding.iter().map(|r| (*r).clone()));
+            }
             for room in adding {
                 mine.push(room.clone());
                 let members = index.entry(room.clone()).or_insert_with(|| {
@@ -168,12 +190,15 @@ impl Namespace {
         if changed {
             self.replicate(socket);
         }
+        if let (Some(o), false) = (&self.observer, joined.is_empty()) {
+            o.rooms(&self.name, &socket.id, &joined, true);
+        }
         Ok(())
     }
 
     /// Remove `socket` from `rooms`.
     pub fn leave(&self, socket: &Socket, rooms: &[Room]) {
-        let mut changed = false;
+        let mut left: Vec<Room> = Vec::new();
         {
             let mut index = self.rooms.write();
             let mut mine = socket.rooms.lock();
@@ -181,12 +206,16 @@ impl Namespace {
                 if let Some(pos) = mine.iter().position(|r| r == room) {
                     mine.swap_remove(pos);
                     self.unindex(&mut index, room, &socket.id);
-                    changed = true;
+                    left.push(room.clone());
                 }
             }
         }
-        if changed {
-            self.replicate(socket);
+        if left.is_empty() {
+            return;
+        }
+        self.replicate(socket);
+        if let Some(o) = &self.observer {
+            o.rooms(&self.name, &socket.id, &left, false);
         }
     }
 
@@ -201,10 +230,16 @@ impl Namespace {
 
     /// Remove `socket` from every room; returns the rooms it was in.
     pub fn leave_all(&self, socket: &Socket) -> Vec<Room> {
-        let mut index = self.rooms.write();
-        let rooms: Vec<Room> = socket.rooms.lock().drain(..).collect();
-        for room in &rooms {
-            self.unindex(&mut index, room, &socket.id);
+        let rooms: Vec<Room> = {
+            let mut index = self.rooms.write();
+            let rooms: Vec<Room> = socket.rooms.lock().drain(..).collect();
+            for room in &rooms {
+                self.unindex(&mut index, room, &socket.id);
+            }
+            rooms
+        };
+        if let (Some(o), false) = (&self.observer, rooms.is_empty()) {
+            o.rooms(&self.name, &socket.id, &rooms, false);
         }
         rooms
     }

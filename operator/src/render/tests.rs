@@ -292,3 +292,32 @@ fn the_cluster_secret_is_generated_long_owned_and_checked() {
 fn defaulted_spec_matches_the_empty_spec() {
     assert_eq!(SocketIOHubSpec::defaulted(), hub(json!({})).spec);
 }
+
+#[test]
+fn the_admin_ui_reaches_the_config_with_its_hash_secret_mounted() {
+    let spec = json!({ "adminUi": {
+        "enabled": true, "username": "admin", "mode": "Development", "serveUi": true,
+        "passwordHashSecret": { "name": "chat-admin-ui", "key": "hash" },
+    } });
+    let r = render(&hub(spec), &ctx()).unwrap();
+    let a = &r.config.admin_ui;
+    assert!(a.enabled && a.serve_ui);
+    assert_eq!(a.username.as_deref(), Some("admin"));
+    assert_eq!(a.mode, config::AdminUiMode::Development);
+    assert_eq!(a.password_hash_file.as_deref(), Some("/etc/socketio-hub/admin-ui/password-hash"));
+    let pod = r.stateful_set.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let vol = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "admin-ui").expect("admin-ui volume");
+    let secret = vol.secret.as_ref().unwrap();
+    assert_eq!(secret.secret_name.as_deref(), Some("chat-admin-ui"));
+    assert_eq!(secret.items.as_ref().unwrap()[0].key, "hash");
+    let mounts = pod.containers[0].volume_mounts.as_ref().unwrap();
+    assert!(mounts.iter().any(|m| m.name == "admin-ui" && m.mount_path == ADMIN_UI_DIR));
+    // Off (or absent): no volume, and the config section keeps its defaults.
+    let off = render(&hub(json!({ "adminUi": { "enabled": false } })), &ctx()).unwrap();
+    assert!(!off.config.admin_ui.enabled);
+    let pod = off.stateful_set.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    assert!(!pod.volumes.as_ref().unwrap().iter().any(|v| v.name == "admin-ui"));
+    // Enabled without credentials is refused with the spec field named.
+    let err = render(&hub(json!({ "adminUi": { "enabled": true } })), &ctx()).unwrap_err().to_string();
+    assert!(err.contains("spec.adminUi.username"), "{err}");
+}
