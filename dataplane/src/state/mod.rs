@@ -170,6 +170,15 @@ impl Hub {
         }
     }
 
+    /// The scrape-time counts of the live tables (`/metrics`).
+    pub fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+        crate::metrics::Snapshot {
+            sessions: self.engine.sessions.len(),
+            rooms: self.namespaces.iter().map(|ns| ns.room_count()).sum(),
+            deadline_entries: self.engine.deadline_entries(),
+        }
+    }
+
     /// Begin draining: refuse new sessions and report not ready.
     pub fn begin_shutdown(&self) {
         self.ready.store(false, Ordering::SeqCst);
