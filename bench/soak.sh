@@ -30,13 +30,14 @@
 #   SOAK_FD_OVERHEAD=500 SOAK_NODES (default: as few as the open-files limit allows)
 #   Verdict: SOAK_RSS_WINDOW_MIN=20 SOAK_RSS_TOLERANCE_PCT=2 SOAK_RSS_TOLERANCE_MIB=4
 #   SOAK_TASK_SLACK=2 SOAK_FD_SLACK=2
-#   CARGO_TARGET_DIR (default <repo>/target), SKIP_BUILD=1 to use the built release binaries.
+#   CARGO_TARGET_DIR (default <repo>/target), SKIP_BUILD=1 to use the built release binaries,
+#   SOAK_BIN_DIR (default $CARGO_TARGET_DIR/release) where socketio-hub and loadgen are.
 # Writes bench/results/soak-<UTC time>/ (samples.tsv, summary.md, every process's output).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-REL=$CARGO_TARGET_DIR/release
+REL=${SOAK_BIN_DIR:-$CARGO_TARGET_DIR/release}
 
 MINUTES=${SOAK_MINUTES:-30}
 CONNS=${SOAK_CONNS:-20000}
@@ -73,7 +74,7 @@ else
 fi
 
 if [[ -z ${SKIP_BUILD:-} ]]; then
-  (cd "$ROOT" && cargo build --release -p socketio-hub --bin socketio-hub -p socketio-hub-loadgen >&2)
+  (cd "$ROOT" && cargo build --release -p socketio-hub --bin socketio-hub >&2 && cargo build --release -p socketio-hub-loadgen >&2)
 fi
 HUB=$REL/socketio-hub
 LOADGEN=$REL/loadgen
@@ -217,7 +218,7 @@ echo "soak: $g WebSocket generator(s) holding $WS sessions, 1 polling generator 
 for gen in "${GENS[@]}"; do
   pid=${gen%%:*}
   out=${gen#*:}
-  until grep -q '^READY' "$out"; do
+  until grep -q '^READY' "$out" 2>/dev/null; do
     kill -0 "$pid" 2>/dev/null || die "generator $out exited before READY: $(tail -3 "${out%.out}.err")"
     sleep 1
   done

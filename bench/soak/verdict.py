@@ -111,7 +111,7 @@ def main():
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for name, g in gens:
             lat = g.get("ack_latency", {})
-            ms = lambda k: f"{lat[k] / 1000:.1f}" if k in lat else "NA"
+            ms = lambda k: f"{lat[k] / 1000:.1f}" if k in lat else "—"
             if g.get("scenario") == "soak-polling":
                 churn = sum(g["closed"])
                 reconnects = sum(g["opened"]) - g["slots"]
