@@ -188,7 +188,8 @@ sample baseline -1
 
 # ---- generators ----
 WS=$((CONNS - POLLING))
-RUN_SECS=$((MINUTES * SAMPLE + 5))
+# Each generator counts from its own READY; the margin keeps the last reading inside the traffic.
+RUN_SECS=$((MINUTES * SAMPLE + 30))
 GENS=()
 g=0
 for ((i = 1; i <= NODES; i++)); do
@@ -214,7 +215,7 @@ if ((POLLING > 0)); then
   PIDS+=("$!")
   GENS+=("$!:$OUT/polling.out")
 fi
-echo "soak: $g WebSocket generator(s) holding $WS sessions, 1 polling generator holding $POLLING; ramping up"
+echo "soak: $g WebSocket generator(s) holding $WS sessions$( ((POLLING > 0)) && echo ", 1 polling generator holding $POLLING"); ramping up"
 for gen in "${GENS[@]}"; do
   pid=${gen%%:*}
   out=${gen#*:}

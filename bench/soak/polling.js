@@ -44,6 +44,8 @@ let ended = false;
 let stopAll;
 const stopped = new Promise((r) => { stopAll = r; });
 let firstOpen = 0;
+// How long an emit waits for its ack before it counts as unacked (a loaded machine is slow).
+const ACK_WAIT_MS = 30000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const life = () => LIFETIME * 1000 * (0.5 + Math.random());
 const error = (e) => { c.open_errors++; c.first_error = c.first_error || String(e && e.message || e); };
@@ -58,11 +60,16 @@ function clientSession(target, room, upgrade) {
     let timer = null;
     let emitter = null;
     let done = false;
-    const finish = (ok) => {
+    let inflight = 0;
+    // A session at the end of its life stops emitting and waits (up to ACK_WAIT_MS) for the
+    // acks it is owed before it disconnects, so `unacked` counts only acks that never came.
+    const finish = async (ok) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       clearInterval(emitter);
+      const until = Date.now() + ACK_WAIT_MS;
+      while (ok && inflight > 0 && socket.connected && Date.now() < until) await sleep(100);
       socket.disconnect();
       resolve(ok);
     };
@@ -74,15 +81,17 @@ function clientSession(target, room, upgrade) {
     socket.on('connect', async () => {
       socket.io.engine.on('upgrade', () => { c.upgraded++; });
       try {
-        const r = await socket.timeout(10000).emitWithAck('hub:join', room);
+        const r = await socket.timeout(ACK_WAIT_MS).emitWithAck('hub:join', room);
         if (!r || r.ok !== true) throw new Error(`hub:join answered ${JSON.stringify(r)}`);
       } catch (e) { error(e); finish(false); return; }
       emitter = setInterval(async () => {
         c.sent++;
+        inflight++;
         try {
-          const r = await socket.timeout(10000).emitWithAck('hub:to', room, 'soak', -1, c.sent);
+          const r = await socket.timeout(ACK_WAIT_MS).emitWithAck('hub:to', room, 'soak', -1, c.sent);
           if (r && r.ok === true) c.acked++; else c.bad_acks++;
         } catch { c.unacked++; }
+        inflight--;
       }, EMIT_SECS * 1000 * (0.5 + Math.random()));
       timer = setTimeout(() => finish(true), life());
       stopped.then(() => finish(true));
@@ -141,7 +150,7 @@ async function main() {
   stopAll();
   clearInterval(reporter);
   // socket.io-client sessions disconnect now; abandoned ones are left for the hub to expire.
-  await Promise.race([Promise.all(slots), sleep(15000)]);
+  await Promise.race([Promise.all(slots), sleep(ACK_WAIT_MS + 5000)]);
   console.log(`RESULT ${JSON.stringify({ scenario: 'soak-polling', slots: SLOTS, ...progress(ready) })}`);
   process.exit(0);
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::app::{ConnectDecision, ConnectRequest};
+use super::app::{ConnectDecision, ConnectRequest, Dispatch};
 use super::namespace::{Broadcast, EmitFlags, Namespace, Selector};
 use super::packet::{self, Args};
 use super::recovery::Restored;
@@ -167,7 +167,12 @@ impl Hub {
         if let Some(r) = &restored {
             all_rooms.extend(r.rooms.iter().cloned());
         }
-        ns.join(&socket, &all_rooms);
+        if let Err(hit) = ns.try_join(&socket, &all_rooms) {
+            // The app's middlewares joined these already in its view (link mode): undo there.
+            if let Dispatch::Link(router) = &self.dispatch {
+                router.rooms_refused(&socket, &all_rooms, hit);
+            }
+        }
         if conn.closed().is_some() {
             // The session ended while we were registering; undo (close_conn may have missed us).
             self.remove_socket(&socket, "transport close", false);

@@ -14,7 +14,8 @@
 //! Prints `READY` once the first N sessions are open, a `PROGRESS {json}` line every
 //! `--report-secs`, and the `RESULT {json}` line after `--duration-secs` (counted from READY),
 //! when every session is closed the same two ways. A session waits for its outstanding acks
-//! (up to 5 s) before a churn close, so `unacked` counts only acks the server never sent.
+//! (up to `--ack-wait-secs`) before a churn close, so `unacked` counts only acks that did not
+//! come in that time.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -60,6 +61,10 @@ pub struct SoakArgs {
     /// Seed of the lifetimes and send phases (give each generator process its own).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// How long a closing session waits for its outstanding acks; those still missing then
+    /// count as `unacked`.
+    #[arg(long, default_value_t = 30)]
+    pub ack_wait_secs: u64,
 }
 
 #[derive(Default)]
@@ -98,6 +103,7 @@ struct Plan {
     period: Duration,
     mean_life: Option<Duration>,
     seed: u64,
+    ack_wait: Duration,
     /// Set once READY is printed: when the traffic ends.
     end: Cell<Option<Instant>>,
     opens: Semaphore,
@@ -151,13 +157,7 @@ struct Pending {
 
 /// One life of session slot `i`, `generation` `g`: join its room, then operate until its
 /// lifetime or the run ends. Returns the connection to close, if it is to be closed.
-async fn live(
-    i: usize,
-    g: u64,
-    mut conn: Conn,
-    plan: &Plan,
-    counts: &Counts,
-) -> (Option<Conn>, Ended) {
+async fn live(i: usize, g: u64, mut conn: Conn, plan: &Plan, counts: &Counts) -> (Option<Conn>, Ended) {
     let rng = plan.seed.wrapping_mul(1_000_003).wrapping_add(i as u64).wrapping_mul(7919).wrapping_add(g);
     let room = format!("soak-{}", i % plan.rooms.max(1));
     if let Err(e) = join(&mut conn, &room).await {
@@ -177,9 +177,9 @@ async fn live(
         let end = plan.end.get().unwrap_or(far);
         if stopping.is_none() {
             if Instant::now() >= end {
-                stopping = Some((Instant::now() + Duration::from_secs(5), Ended::Done));
+                stopping = Some((Instant::now() + plan.ack_wait, Ended::Done));
             } else if close_at.is_some_and(|c| Instant::now() >= c) {
-                stopping = Some((Instant::now() + Duration::from_secs(5), Ended::Churn(how)));
+                stopping = Some((Instant::now() + plan.ack_wait, Ended::Churn(how)));
             }
         }
         if let Some((give_up, _)) = &stopping {
@@ -280,7 +280,11 @@ async fn slot(i: usize, plan: Rc<Plan>, counts: Rc<Counts>, first_open: Rc<Cell<
         counts.open.set(counts.open.get() - 1);
         match ended {
             Ended::Churn(how) => {
-                Counts::bump(if how == Close::Graceful { &counts.churn_graceful } else { &counts.churn_abrupt });
+                Counts::bump(if how == Close::Graceful {
+                    &counts.churn_graceful
+                } else {
+                    &counts.churn_abrupt
+                });
                 if let Some(c) = conn {
                     close(c, how).await;
                 }
@@ -326,6 +330,7 @@ pub async fn run(common: Common, args: SoakArgs) -> Result<()> {
         period: Duration::from_secs_f64(clients as f64 / args.rate.max(0.001)),
         mean_life: (args.churn_lifetime_secs > 0).then(|| Duration::from_secs(args.churn_lifetime_secs)),
         seed: args.seed,
+        ack_wait: Duration::from_secs(args.ack_wait_secs),
         end: Cell::new(None),
         opens: Semaphore::new(args.concurrency.max(1)),
     });
