@@ -170,7 +170,7 @@ async fn live(i: usize, g: u64, mut conn: Conn, plan: &Plan, counts: &Counts) ->
     let mut pending: VecDeque<Pending> = VecDeque::new();
     let mut id: u64 = 0;
     let mut op: u64 = mix(rng) % 4;
-    let how = if g % 2 == 0 { Close::Graceful } else { Close::Abrupt };
+    let how = if g.is_multiple_of(2) { Close::Graceful } else { Close::Abrupt };
     let far = now + Duration::from_secs(365 * 24 * 3600);
     let mut stopping: Option<(Instant, Ended)> = None;
     loop {
@@ -291,7 +291,7 @@ async fn slot(i: usize, plan: Rc<Plan>, counts: Rc<Counts>, first_open: Rc<Cell<
             }
             Ended::Done => {
                 // The end of the run closes half of the sessions each way too.
-                let how = if i % 2 == 0 { Close::Graceful } else { Close::Abrupt };
+                let how = if i.is_multiple_of(2) { Close::Graceful } else { Close::Abrupt };
                 if let Some(c) = conn {
                     close(c, how).await;
                 }
