@@ -184,9 +184,28 @@ pub async fn start(mut config: HubConfig) -> Result<Running, StartError> {
             .await;
     }));
     tasks.push(engine::spawn_sweeper(engine.clone()));
-    hub.ready.store(true, Ordering::SeqCst);
+    match (&cluster, config.socketio.recovery.enabled && !config.cluster.seeds.is_empty()) {
+        // Recovery in a cluster: a node that just joined holds only what was emitted since;
+        // it turns ready once it has been linked to a peer for the recovery settle time, so a
+        // rolling update does not send clients that lag behind to a node that cannot replay.
+        (Some(c), true) => tasks.push(tokio::spawn(ready_when_settled(hub.clone(), c.clone()))),
+        _ => hub.ready.store(true, Ordering::SeqCst),
+    }
     tracing::info!(node = %node, %client_addr, %admin_addr, "hub started");
     Ok(Running { hub, client_addr, admin_addr, cluster, tasks })
+}
+
+async fn ready_when_settled(hub: Arc<Hub>, cluster: Arc<cluster::Cluster>) {
+    let alone_until = tokio::time::Instant::now() + Duration::from_secs(10);
+    // A first node has no peer to wait for: it is ready after the deadline.
+    while cluster.peer_ids().is_empty() && tokio::time::Instant::now() < alone_until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(state::recovery::SETTLE_MS)).await;
+    if !hub.engine.is_draining() {
+        hub.ready.store(true, Ordering::SeqCst);
+        tracing::info!("recovery streams settled: ready");
+    }
 }
 
 impl Running {

@@ -37,6 +37,14 @@ pub struct Metrics {
     pub connects_rejected: IntCounterVec,
     /// Recovered sockets.
     pub recoveries: IntCounter,
+    /// Recovered sockets whose replay the log could no longer complete when they were admitted.
+    pub recovery_incomplete: IntCounter,
+    /// Packets in the recovery logs (all namespaces; refreshed when scraped).
+    pub recovery_log_packets: IntGauge,
+    /// Bytes of encoded packets in the recovery logs (refreshed when scraped).
+    pub recovery_log_bytes: IntGauge,
+    /// Recovery sessions held: disconnected sockets and replicas of peers' sockets.
+    pub recovery_sessions: IntGauge,
     /// Recipients per broadcast.
     pub broadcast_fanout: Histogram,
     /// Time to queue one broadcast for all local recipients.
@@ -133,6 +141,10 @@ impl Metrics {
                 &["reason"],
             ),
             recoveries: counter("recoveries_total", "Sockets restored by connection state recovery."),
+            recovery_incomplete: counter(
+                "recovery_incomplete_total",
+                "Recovered sockets whose missed packets the log no longer held when they were admitted.",
+            ),
             broadcast_fanout: reg(
                 &r,
                 Histogram::with_opts(
@@ -165,6 +177,24 @@ impl Metrics {
                 "limit_refusals_total",
                 "Abuse-limit refusals (429s, CONNECT_ERRORs, refused joins) and rate-limit closes.",
                 &["limit"],
+            ),
+            recovery_log_packets: reg(
+                &r,
+                IntGauge::new("recovery_log_packets", "Packets held in the recovery logs.")
+                    .expect("valid metric"),
+            ),
+            recovery_log_bytes: reg(
+                &r,
+                IntGauge::new("recovery_log_bytes", "Bytes of encoded packets held in the recovery logs.")
+                    .expect("valid metric"),
+            ),
+            recovery_sessions: reg(
+                &r,
+                IntGauge::new(
+                    "recovery_sessions",
+                    "Recovery sessions held: disconnected sockets and replicas of other nodes' sockets.",
+                )
+                .expect("valid metric"),
             ),
             limit_tracked_ips: reg(
                 &r,

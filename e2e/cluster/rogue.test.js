@@ -102,8 +102,8 @@ test('a raw TCP client playing a foreign or an old mesh peer is refused and coun
   const node = cluster.nodes[0];
   const authBefore = await metric(node, 'mesh_handshakes_refused_total{reason="auth"}');
   const versionBefore = await metric(node, 'mesh_handshakes_refused_total{reason="version"}');
-  // The current preamble, then a forged Noise message: it does not decrypt without the secret.
-  const forged = Buffer.concat([Buffer.from('SIOHMESH'), Buffer.from([0, 3, 0, 48]), crypto.randomBytes(48)]);
+  // The current preamble (mesh protocol 4), then a forged Noise message: it does not decrypt without the secret.
+  const forged = Buffer.concat([Buffer.from('SIOHMESH'), Buffer.from([0, 4, 0, 48]), crypto.randomBytes(48)]);
   await send(forged);
   // A plaintext (version 2) node's handshake.
   const name = Buffer.from('old');

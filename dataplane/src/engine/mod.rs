@@ -266,6 +266,11 @@ impl Engine {
         self.metrics.upgrades.inc();
     }
 
+    /// Whether the node is draining (or stopped).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) || self.shutdown.is_cancelled()
+    }
+
     /// Start draining: refuse new sessions; existing ones keep being served (polling requests,
     /// heartbeats) until they are closed or `stop` is called.
     pub fn begin_shutdown(&self) {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::app::{ConnectDecision, ConnectRequest, Dispatch};
 use super::namespace::{Broadcast, EmitFlags, Namespace, Selector};
 use super::packet::{self, Args};
-use super::recovery::Restored;
+use super::recovery::{Restored, Stamp};
 use super::socket::{AckSink, Socket};
 use super::{sio, Hub};
 use crate::engine::{Conn, Delivery};
@@ -62,8 +62,32 @@ impl Hub {
         }
     }
 
+    /// Recovery across nodes: when a CONNECT names a recovery session this node does not hold,
+    /// claim it from the peers first, so `prepare_connect` restores it like a local one.
+    pub(crate) async fn claim_recovery(&self, nsp: &str, auth: &Map<String, Value>) {
+        let Some(pid) = auth.get("pid").and_then(Value::as_str) else { return };
+        let Some(peers) = self.peers.get().cloned() else { return };
+        if !self.namespace_allowed(nsp) || pid.len() > 64 {
+            return;
+        }
+        let ns = self.namespace(nsp);
+        let Some(rec) = &ns.recovery else { return };
+        if rec.holds(pid) {
+            return;
+        }
+        if let Some((session, age)) = peers.claim_session(nsp.to_string(), pid.to_string()).await {
+            rec.install(pid, session, age);
+        }
+    }
+
+    /// Whether a CONNECT may need `claim_recovery` (recovery on, a cluster, a `pid` given).
+    pub(crate) fn may_claim(&self, auth: &Map<String, Value>) -> bool {
+        self.config.socketio.recovery.enabled && self.peers.get().is_some() && auth.contains_key("pid")
+    }
+
     async fn connect(self: Arc<Self>, conn: Arc<Conn>, nsp: String, auth: Map<String, Value>) {
         let Some(upstream) = self.upstream().cloned() else { return };
+        self.claim_recovery(&nsp, &auth).await;
         let Some(prep) = self.prepare_connect(&conn, nsp, auth) else { return };
         let request = ConnectRequest {
             socket_id: prep.id.clone(),
@@ -150,6 +174,39 @@ impl Hub {
             (Some(_), Some(pid)) => pid,
             _ => Arc::from(SocketId::new(self.engine.tag).as_str()),
         });
+        let register = |missed: Vec<packet::Outgoing>| {
+            self.register(
+                conn,
+                &ns,
+                (nsp, id, pid),
+                (auth, claims),
+                rooms,
+                restored.as_ref().map(|r| (r, missed)),
+            )
+        };
+        match (&restored, &ns.recovery) {
+            // A recovered socket joins its rooms and gets what it missed under the log's lock.
+            (Some(r), Some(rec)) => rec.with_replay(r, |missed| {
+                register(missed.unwrap_or_else(|why| {
+                    tracing::warn!(?why, "recovery replay became incomplete while the application decided");
+                    self.metrics.recovery_incomplete.inc();
+                    Vec::new()
+                }))
+            }),
+            _ => register(Vec::new()),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn register(
+        &self,
+        conn: &Arc<Conn>,
+        ns: &Arc<Namespace>,
+        (nsp, id, pid): (String, SocketId, Option<Arc<str>>),
+        (auth, claims): (Map<String, Value>, Option<Map<String, Value>>),
+        rooms: Vec<Room>,
+        restored: Option<(&Restored, Vec<packet::Outgoing>)>,
+    ) -> Option<Arc<Socket>> {
         let socket = Arc::new(Socket::new(
             id.clone(),
             ns.clone(),
@@ -164,14 +221,19 @@ impl Hub {
         self.engine.attach(conn);
         self.metrics.sockets.inc();
         let mut all_rooms: Vec<Room> = rooms;
-        if let Some(r) = &restored {
+        if let Some((r, _)) = &restored {
             all_rooms.extend(r.rooms.iter().cloned());
         }
-        if let Err(hit) = ns.try_join(&socket, &all_rooms) {
+        let refused = ns.try_join(&socket, &all_rooms).err();
+        if let Some(hit) = refused {
             // The app's middlewares joined these already in its view (link mode): undo there.
             if let Dispatch::Link(router) = &self.dispatch {
                 router.rooms_refused(&socket, &all_rooms, hit);
             }
+        }
+        // A join replicates the recovery session itself; no join (none asked, or refused) must.
+        if all_rooms.is_empty() || refused.is_some() {
+            ns.replicate(&socket);
         }
         if conn.closed().is_some() {
             // The session ended while we were registering; undo (close_conn may have missed us).
@@ -179,9 +241,9 @@ impl Hub {
             return None;
         }
         self.send_to(&socket, &packet::connect_ok(&nsp, id.as_str(), pid.as_deref()), Delivery::Reliable);
-        if let Some(r) = restored {
+        if let Some((_, missed)) = restored {
             self.metrics.recoveries.inc();
-            for frames in &r.missed {
+            for frames in &missed {
                 self.send_to(&socket, frames, Delivery::Reliable);
             }
         }
@@ -236,10 +298,35 @@ impl Hub {
         delivery: Delivery,
         ack: Option<&AckSink>,
     ) -> Broadcast {
+        if ns.logs(delivery, ack.is_some()) {
+            // Recovery: stamp, send to every peer, log and queue here, in one order.
+            let started = std::time::Instant::now();
+            let peers = self.peers.get();
+            let result = ns.broadcast_logged(None, sel, event, args, |stamp| {
+                if let Some(p) = peers {
+                    p.forward_logged(&ns.name, sel, event, args, stamp);
+                }
+            });
+            return self.finish_broadcast(result, started);
+        }
         if let (Some(peers), None) = (self.peers.get(), ack) {
             peers.forward_emit(&ns.name, sel, event, args, delivery);
         }
         self.emit_local(ns, sel, event, args, delivery, ack)
+    }
+
+    /// A logged broadcast a peer emitted (`stamp`): logged and emitted here only.
+    pub fn emit_stamped(
+        &self,
+        ns: &Namespace,
+        sel: &Selector,
+        event: &str,
+        args: &Args,
+        stamp: Stamp,
+    ) -> Broadcast {
+        let started = std::time::Instant::now();
+        let result = ns.broadcast_logged(Some(stamp), sel, event, args, |_| {});
+        self.finish_broadcast(result, started)
     }
 
     /// Emit to the sockets `sel` selects in `ns` on this node only, closing slow clients and
@@ -254,7 +341,12 @@ impl Hub {
         ack: Option<&AckSink>,
     ) -> Broadcast {
         let started = std::time::Instant::now();
-        let mut result = ns.broadcast(sel, event, args, EmitFlags { delivery }, ack);
+        let result = ns.broadcast(sel, event, args, EmitFlags { delivery }, ack);
+        self.finish_broadcast(result, started)
+    }
+
+    /// Close the slow clients a broadcast found, and count it.
+    fn finish_broadcast(&self, mut result: Broadcast, started: std::time::Instant) -> Broadcast {
         for (socket, reason) in result.slow.drain(..) {
             self.close_conn(&socket.conn, reason);
         }

@@ -66,6 +66,7 @@ class VirtualSocket extends EventEmitter {
       socket: { encrypted: false, remoteAddress: hs.address },
     };
     this[kWanted] = new Map(); // nsp → { id, claims, rooms } proposed by the hub
+    this.ids = new Set(); // `${nsp}\0${socket id}` of the sockets the hub connected here
     this.held = new Map(); // nsp → packets held until a re-bound socket is connected again
     this.outgoing = null; // binary packet being written: { data, bins, need, opts }
   }
@@ -136,14 +137,29 @@ class VirtualSocket extends EventEmitter {
   /** The hub asks this server to connect a socket (fresh, or re-bound from another server). */
   connectSocket(msg) {
     this[kWanted].set(msg.nsp, { id: msg.id, claims: msg.claims, rooms: msg.rooms || [] });
+    // A recovered socket may come back on another hub node before this server hears that its
+    // old session ended: end the old one first, or its late close would remove the new socket
+    // (socket.io keys sockets and rooms by socket id).
+    const key = `${msg.nsp}\0${msg.id}`;
+    const old = this.server.socketIds.get(key);
+    if (old && old !== this && msg.recovered) old.closedByHub('transport close');
+    this.server.socketIds.set(key, this);
+    this.ids.add(key);
     if (msg.rebind) this.held.set(msg.nsp, []);
     const prefix = msg.nsp === '/' ? '' : `${msg.nsp},`;
     this.emit('data', `0${prefix}${JSON.stringify(msg.auth || {})}`);
   }
 
+  forget() {
+    for (const key of this.ids) {
+      if (this.server.socketIds.get(key) === this) this.server.socketIds.delete(key);
+    }
+  }
+
   /** socket.io closes the session (`socket.disconnect(true)`, connect timeout). */
   close() {
     if (this.readyState !== 'open') return;
+    this.forget();
     this.readyState = 'closed';
     this.server.link.send({ t: 'close', sid: this.id });
     this.server.clients.delete(this.id);
@@ -154,6 +170,7 @@ class VirtualSocket extends EventEmitter {
   /** The hub closed the session (or the link went down). */
   closedByHub(reason) {
     if (this.readyState !== 'open') return;
+    this.forget();
     this.readyState = 'closed';
     this.server.clients.delete(this.id);
     this.emit('close', reason);
@@ -165,6 +182,7 @@ class VirtualEngine extends EventEmitter {
     super();
     this.link = link;
     this.clients = new Map();
+    this.socketIds = new Map(); // `${nsp}\0${socket id}` → the VirtualSocket that connected it
     this.opts = {};
   }
 

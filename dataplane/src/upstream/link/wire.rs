@@ -306,6 +306,9 @@ pub struct ConnectOut<'a> {
     pub rooms: Vec<&'a str>,
     /// The client is already connected; the application sees a new `connection` only.
     pub rebind: bool,
+    /// Connection state recovery restored this socket (possibly from a session another node
+    /// held): a socket with the same id of another session is gone.
+    pub recovered: bool,
 }
 
 impl ConnectOut<'_> {
@@ -320,6 +323,7 @@ impl ConnectOut<'_> {
             "claims": self.claims,
             "rooms": self.rooms,
             "rebind": self.rebind,
+            "recovered": self.recovered,
         })
         .to_string()
     }
@@ -408,6 +412,7 @@ mod tests {
             claims: None,
             rooms: vec!["r"],
             rebind: true,
+            recovered: false,
         };
         let v: Value = serde_json::from_str(&c.json()).unwrap();
         assert_eq!(v["t"], "connect");
