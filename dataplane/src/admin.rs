@@ -54,6 +54,7 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone + Send + Sync + 'static {
     let h = hub.clone();
     let metrics = warp::path!("metrics").and(warp::get()).map(move || {
+        h.metrics.refresh(h.metrics_snapshot());
         h.refresh_recovery_gauges();
         warp::reply::with_header(
             h.metrics.render(),

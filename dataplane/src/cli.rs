@@ -100,6 +100,41 @@ pub struct Cli {
     /// Address other nodes use to reach this one. [default: the listen address, else $POD_IP]
     #[arg(long, env = "SOCKETIO_HUB_ADVERTISE_HOST")]
     pub advertise_host: Option<String>,
+    /// Most concurrent sessions from one client IP; more get HTTP 429. 0 = unlimited.
+    /// [default: 0]
+    #[arg(long, env = "SOCKETIO_HUB_CONNECTIONS_PER_IP", value_name = "N")]
+    pub connections_per_ip: Option<u32>,
+    /// Most new sessions per second from one client IP (bursts the same); more get HTTP 429.
+    /// 0 = unlimited. [default: 0]
+    #[arg(long, env = "SOCKETIO_HUB_HANDSHAKES_PER_SECOND_PER_IP", value_name = "N")]
+    pub handshakes_per_second_per_ip: Option<u32>,
+    /// Header holding the client IP behind a proxy you trust (`x-forwarded-for`). Set it only
+    /// when every request comes through that proxy. [default: none — the TCP peer]
+    #[arg(long, env = "SOCKETIO_HUB_TRUSTED_PROXY_HEADER", value_name = "HEADER")]
+    pub trusted_proxy_header: Option<String>,
+    /// Which entry of a comma-separated --trusted-proxy-header is the client, from the right.
+    /// [default: 1]
+    #[arg(long, env = "SOCKETIO_HUB_TRUSTED_PROXY_HOPS", value_name = "N")]
+    pub trusted_proxy_hops: Option<usize>,
+    /// Most client IPs (IPv6 /64s) tracked for the per-IP limits. [default: 100000]
+    #[arg(long, env = "SOCKETIO_HUB_MAX_TRACKED_IPS", value_name = "N")]
+    pub max_tracked_ips: Option<usize>,
+    /// Most inbound packets per second on one connection (bursts twice that); beyond it the
+    /// connection is closed. 0 = unlimited. [default: 0]
+    #[arg(long, env = "SOCKETIO_HUB_PACKETS_PER_SECOND", value_name = "N")]
+    pub packets_per_second: Option<u32>,
+    /// Most inbound message bytes per second on one connection (bursts twice that); beyond it
+    /// the connection is closed. 0 = unlimited. [default: 0]
+    #[arg(long, env = "SOCKETIO_HUB_BYTES_PER_SECOND", value_name = "N")]
+    pub bytes_per_second: Option<u64>,
+    /// Most rooms one socket may be in (its own id room not counted); a join past it is
+    /// refused whole. 0 = unlimited. [default: 0]
+    #[arg(long, env = "SOCKETIO_HUB_ROOMS_PER_SOCKET", value_name = "N")]
+    pub rooms_per_socket: Option<usize>,
+    /// Most namespaces one connection may join at once; another gets CONNECT_ERROR.
+    /// 0 = unlimited. [default: 0]
+    #[arg(long, env = "SOCKETIO_HUB_NAMESPACES_PER_CONNECTION", value_name = "N")]
+    pub namespaces_per_connection: Option<usize>,
     /// Log format: text or json. [default: text]
     #[arg(long, env = "SOCKETIO_HUB_LOG_FORMAT", value_parser = parse_log_format)]
     pub log_format: Option<LogFormat>,
@@ -247,6 +282,18 @@ impl Cli {
             c.cluster.secret_file = Some(file);
             c.cluster.secret = None;
         }
+        let l = &mut c.limits;
+        set!(l.connections_per_ip, self.connections_per_ip);
+        set!(l.handshakes_per_second_per_ip, self.handshakes_per_second_per_ip);
+        if self.trusted_proxy_header.is_some() {
+            l.trusted_proxy_header = self.trusted_proxy_header;
+        }
+        set!(l.trusted_proxy_hops, self.trusted_proxy_hops);
+        set!(l.max_tracked_ips, self.max_tracked_ips);
+        set!(l.packets_per_second, self.packets_per_second);
+        set!(l.bytes_per_second, self.bytes_per_second);
+        set!(l.rooms_per_socket, self.rooms_per_socket);
+        set!(l.namespaces_per_connection, self.namespaces_per_connection);
         set!(c.log.format, self.log_format);
         set!(c.log.level, self.log);
         if self.workers.is_some() {
@@ -280,6 +327,85 @@ mod tests {
         let bad = Cli::try_parse_from(["socketio-hub", "--path", "nope"]).unwrap();
         assert!(bad.into_config().unwrap_err().to_string().contains("path"));
         assert!(Cli::try_parse_from(["socketio-hub", "--upstream", "redis"]).is_err());
+    }
+
+    #[test]
+    fn limit_flags_override_the_file_and_are_validated() {
+        let dir = std::env::temp_dir().join(format!("sioh-cli-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hub.toml");
+        std::fs::write(&file, "[limits]\nrooms_per_socket = 5\npackets_per_second = 7\n").unwrap();
+        let cli = Cli::try_parse_from([
+            "socketio-hub",
+            "--config",
+            file.to_str().unwrap(),
+            "--connections-per-ip",
+            "10",
+            "--handshakes-per-second-per-ip",
+            "3",
+            "--trusted-proxy-header",
+            "x-forwarded-for",
+            "--trusted-proxy-hops",
+            "2",
+            "--max-tracked-ips",
+            "500",
+            "--bytes-per-second",
+            "65536",
+            "--rooms-per-socket",
+            "20",
+            "--namespaces-per-connection",
+            "4",
+        ])
+        .unwrap();
+        let l = cli.into_config().unwrap().limits;
+        assert_eq!(
+            (l.connections_per_ip, l.handshakes_per_second_per_ip, l.trusted_proxy_hops, l.max_tracked_ips),
+            (10, 3, 2, 500)
+        );
+        assert_eq!(l.trusted_proxy_header.as_deref(), Some("x-forwarded-for"));
+        assert_eq!((l.packets_per_second, l.bytes_per_second), (7, 65536), "the file's value stays");
+        assert_eq!((l.rooms_per_socket, l.namespaces_per_connection), (20, 4));
+        let defaults = Cli::try_parse_from(["socketio-hub"]).unwrap().into_config().unwrap();
+        assert_eq!(defaults.limits, socketio_hub_config::LimitsConfig::default());
+        assert!(Cli::try_parse_from(["socketio-hub", "--rooms-per-socket", "-1"]).is_err());
+        assert!(Cli::try_parse_from(["socketio-hub", "--packets-per-second", "lots"]).is_err());
+    }
+
+    #[test]
+    fn help_shows_each_default_once() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        // An option's help wraps over several lines: each option starts at a line of flags.
+        let mut options: Vec<String> = Vec::new();
+        for line in help.lines() {
+            if line.trim_start().starts_with('-') {
+                options.push(String::new());
+            }
+            if let Some(o) = options.last_mut() {
+                o.push_str(line);
+                o.push('\n');
+            }
+        }
+        assert!(options.len() > 40, "{help}");
+        for option in &options {
+            let defaults = option.matches("[default:").count();
+            let flag = option.split_whitespace().find(|w| w.starts_with("--")).unwrap_or_default();
+            let exempt = ["--print-config", "--sleep", "--help", "--version"].contains(&flag);
+            assert!(defaults == 1 || (exempt && defaults == 0), "{defaults} defaults for {option}");
+        }
+        for flag in [
+            "--connections-per-ip",
+            "--handshakes-per-second-per-ip",
+            "--trusted-proxy-header",
+            "--trusted-proxy-hops",
+            "--max-tracked-ips",
+            "--packets-per-second",
+            "--bytes-per-second",
+            "--rooms-per-socket",
+            "--namespaces-per-connection",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from --help");
+        }
     }
 
     #[test]

@@ -79,6 +79,28 @@ pub struct Metrics {
     pub admin_ui_commands: IntCounterVec,
     /// Admin UI development-mode events dropped because the queue was full.
     pub admin_ui_events_dropped: IntCounter,
+    /// Entries of the engine's session table, read at scrape time ([`Metrics::refresh`]).
+    pub sessions: IntGauge,
+    /// Rooms with members on this node, all namespaces, read at scrape time.
+    pub rooms: IntGauge,
+    /// Entries of the heartbeat deadline heap, read at scrape time.
+    pub deadline_entries: IntGauge,
+    /// Live tokio tasks of the runtime serving the scrape, read at scrape time.
+    pub tokio_alive_tasks: IntGauge,
+    /// Worker threads of that runtime, read at scrape time.
+    pub tokio_workers: IntGauge,
+}
+
+/// What [`Metrics::refresh`] sets: counts read from the live tables when `/metrics` is scraped,
+/// so a leak (an entry never removed) shows even where an incremented gauge would stay right.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot {
+    /// Entries of the engine's session table.
+    pub sessions: usize,
+    /// Rooms with members, all namespaces.
+    pub rooms: usize,
+    /// Entries of the heartbeat deadline heap.
+    pub deadline_entries: usize,
 }
 
 impl Default for Metrics {
@@ -101,6 +123,7 @@ impl Metrics {
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             reg(&r, IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
         };
+        let gauge = |name: &str, help: &str| reg(&r, IntGauge::new(name, help).expect("valid metric"));
         let latency = vec![
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
         ];
@@ -218,6 +241,14 @@ impl Metrics {
                 "admin_ui_events_dropped_total",
                 "Admin UI development-mode events dropped (queue full).",
             ),
+            sessions: gauge("sessions", "Engine.IO sessions in the session table (read at scrape)."),
+            rooms: gauge("rooms", "Rooms with members on this node, all namespaces (read at scrape)."),
+            deadline_entries: gauge(
+                "heartbeat_deadline_entries",
+                "Entries of the heartbeat deadline heap (read at scrape).",
+            ),
+            tokio_alive_tasks: gauge("tokio_alive_tasks", "Live tokio tasks (read at scrape)."),
+            tokio_workers: gauge("tokio_workers", "Tokio runtime worker threads (read at scrape)."),
             registry: r,
         }
         .init_series()
@@ -251,6 +282,20 @@ impl Metrics {
             }
         }
         self
+    }
+
+    /// Set the scrape-time gauges from `snap` and from the tokio runtime this runs on (left
+    /// as they were outside a runtime).
+    pub fn refresh(&self, snap: Snapshot) {
+        let set = |g: &IntGauge, v: usize| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        set(&self.sessions, snap.sessions);
+        set(&self.rooms, snap.rooms);
+        set(&self.deadline_entries, snap.deadline_entries);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let m = rt.metrics();
+            set(&self.tokio_alive_tasks, m.num_alive_tasks());
+            set(&self.tokio_workers, m.num_workers());
+        }
     }
 
     /// The text exposition format.

@@ -243,19 +243,41 @@ async fn rooms_per_socket_refuse_joins_from_clients_and_rest() {
     let token = AccessKeys::from_keys(vec![KEY.into()])
         .mint(json!({ "sub": "app", "exp": now + 60 }).as_object().unwrap());
     let url = |p: &str| format!("http://{}/api/v1/{p}", hub.client_addr);
-    let r = http()
-        .post(url("sockets/join"))
-        .bearer_auth(&token)
-        .json(&json!({ "sockets": [id], "join": ["d"] }))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    // A second socket with room to spare, selected together with the full one: it joins, the
+    // full one is refused, and the answer says which (and `matched` counts only the joined).
+    let (_ws2, id2) = ws_client(hub.client_addr).await;
+    let join = |body: Value| {
+        let (req, token) = (http().post(url("sockets/join")), token.clone());
+        async move {
+            let r = req.bearer_auth(&token).json(&body).send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    assert_eq!(
+        join(json!({ "sockets": [id, id2], "join": ["d"] })).await,
+        json!({
+            "matched": 1,
+            "refused": { "sockets": [id], "limit": 2, "error": "room limit reached (2 rooms per socket)" },
+        })
+    );
+    assert_eq!(join(json!({ "sockets": [id2], "join": ["e"] })).await, json!({ "matched": 1 }), "no refusal");
     let rooms: Value =
         http().get(url("rooms")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     let names: Vec<&str> =
         rooms["rooms"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["a", "b"], "{rooms}");
+    assert_eq!(names, ["a", "b", "d", "e"], "{rooms}");
+    let fetched: Value = http()
+        .post(url("sockets/fetch"))
+        .bearer_auth(&token)
+        .json(&json!({ "sockets": [id] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["sockets"][0]["rooms"], json!([id, "a", "b"]), "the refused socket is as it was");
     assert_eq!(metric(&hub, &refusals("rooms_per_socket")).await, 2);
 }
 

@@ -21,6 +21,7 @@ use scenario::echo::EchoArgs;
 use scenario::fanout::FanoutArgs;
 use scenario::handshake::HandshakeArgs;
 use scenario::idle::IdleArgs;
+use scenario::soak::SoakArgs;
 use scenario::Common;
 use webhook::WebhookArgs;
 
@@ -62,6 +63,13 @@ enum Scenario {
         #[command(flatten)]
         args: EchoArgs,
     },
+    /// Hold N sessions with steady traffic and reconnect churn for a long time (leak hunting).
+    Soak {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: SoakArgs,
+    },
     /// The webhook application for the hub's serverless echo: acks each event with its args.
     WebhookEcho {
         #[command(flatten)]
@@ -80,6 +88,7 @@ fn main() -> Result<()> {
             Scenario::Fanout { common, args } => scenario::fanout::run(common, args).await,
             Scenario::Handshake { common, args } => scenario::handshake::run(common, args).await,
             Scenario::Echo { common, args } => scenario::echo::run(common, args).await,
+            Scenario::Soak { common, args } => scenario::soak::run(common, args).await,
             Scenario::WebhookEcho { args } => webhook::run(args).await,
         }
     })

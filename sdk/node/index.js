@@ -132,6 +132,8 @@ class Hub {
           if (msg.join) nsp.adapter.localAdd(msg.id, msg.join);
           if (msg.leave) nsp.adapter.localDel(msg.id, msg.leave);
         }
+        // A join of this server's the hub refused (`limits.rooms_per_socket`): `leave` undid it.
+        if (msg.refused) this.link.log('warn', `socket ${msg.id} did not join ${JSON.stringify(msg.leave)}: ${msg.refused}`);
         break;
       }
       case 'reply': {

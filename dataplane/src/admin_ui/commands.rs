@@ -124,14 +124,20 @@ impl Command {
                 ops.emit(&nsp, &sel, &event, &args, Delivery::Reliable);
             }
             Command::Rooms { nsp, sel, room, join } => {
-                let done = match join {
-                    true => futures_util::future::Either::Left(ops.join(&nsp, &sel, vec![room])),
-                    false => futures_util::future::Either::Right(ops.leave(&nsp, &sel, vec![room])),
-                };
-                tokio::spawn(async move {
-                    let r = done.await;
-                    tracing::debug!(nsp, join, sockets = r.value, missing = ?r.missing_names(), "admin ui room change");
-                });
+                if join {
+                    let done = ops.join(&nsp, &sel, vec![room]);
+                    tokio::spawn(async move {
+                        let r = done.await;
+                        let (sockets, refused) = (r.value.joined, r.value.refused.len());
+                        tracing::debug!(nsp, sockets, refused, missing = ?r.missing_names(), "admin ui join");
+                    });
+                } else {
+                    let done = ops.leave(&nsp, &sel, vec![room]);
+                    tokio::spawn(async move {
+                        let r = done.await;
+                        tracing::debug!(nsp, sockets = r.value, missing = ?r.missing_names(), "admin ui leave");
+                    });
+                }
             }
             Command::Disconnect { nsp, sel, close } => {
                 let done = ops.disconnect(&nsp, &sel, close);

@@ -13,7 +13,8 @@ use super::fields::Fields;
 use super::target::{rooms_to_change, Target, MAX_LIST};
 use super::{json_response, Response};
 use crate::ids::Room;
-use crate::ops::{Ops, Partial};
+use crate::limits::LimitHit;
+use crate::ops::{Joined, Ops, Partial};
 
 /// Whether sockets join or leave rooms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,11 +77,25 @@ pub async fn change(ops: &Ops, body: &[u8], change: Change) -> Result<Response, 
     let (target, rooms) = parse_change(body, change)?;
     target.resolve(&ops.hub)?;
     let (ns, sel) = (&target.namespace, &target.selector);
-    let n = match change {
-        Change::Join => ops.join(ns, sel, rooms).await,
-        Change::Leave => ops.leave(ns, sel, rooms).await,
-    };
-    Ok(matched(n))
+    match change {
+        Change::Join => Ok(joined(ops.join(ns, sel, rooms).await)),
+        Change::Leave => Ok(matched(ops.leave(ns, sel, rooms).await)),
+    }
+}
+
+/// A join's answer: `matched` counts the sockets that joined; sockets the room limit refused
+/// are listed under `refused` (absent when none was).
+fn joined(j: Partial<Joined>) -> Response {
+    let missing = j.missing_names();
+    let mut body = json!({ "matched": j.value.joined });
+    if !j.value.refused.is_empty() {
+        body["refused"] = json!({
+            "sockets": j.value.refused,
+            "limit": j.value.limit,
+            "error": LimitHit::RoomsPerSocket(j.value.limit).to_string(),
+        });
+    }
+    json_response(StatusCode::OK, &with_missing(body, missing))
 }
 
 /// Serve `POST /sockets/disconnect` (on every node of a cluster).

@@ -337,7 +337,14 @@ pub fn encode(msg: &Msg) -> Bytes {
             w.0.put_u8(K_REPLY);
             w.0.put_u64(*id);
             match reply {
-                Reply::Count(n) => {
+                Reply::Joined { joined, refused, limit } if !refused.is_empty() => {
+                    w.0.put_u8(6);
+                    w.0.put_u32(*joined);
+                    w.list(refused);
+                    w.0.put_u32(*limit);
+                }
+                // A join nothing refused travels as the count it is (what every version reads).
+                Reply::Count(n) | Reply::Joined { joined: n, .. } => {
                     w.0.put_u8(1);
                     w.0.put_u32(*n);
                 }
@@ -609,6 +616,7 @@ pub fn decode(body: &Bytes) -> Result<Msg, DecodeError> {
                 3 => Reply::Data(r.str()?),
                 4 => Reply::Session(None),
                 5 => Reply::Session(Some(Claimed { id: r.str()?, rooms: r.strings()?, age_ms: r.u64()? })),
+                6 => Reply::Joined { joined: r.u32()?, refused: r.strings()?, limit: r.u32()? },
                 k => return Err(DecodeError::Kind(k)),
             };
             Msg::Reply { id, reply }
@@ -797,6 +805,13 @@ mod tests {
             ]),
         });
         round_trip(Msg::Reply { id: 3, reply: Reply::Data(r#"{"a":1}"#.into()) });
+        round_trip(Msg::Reply {
+            id: 5,
+            reply: Reply::Joined { joined: 2, refused: vec![sock.to_string()], limit: 10 },
+        });
+        // A join nothing refused is the plain count older nodes read.
+        let plain = Msg::Reply { id: 6, reply: Reply::Joined { joined: 4, refused: vec![], limit: 0 } };
+        assert_eq!(encode(&plain), encode(&Msg::Reply { id: 6, reply: Reply::Count(4) }));
         round_trip(Msg::AckCount { id: 4, sockets: vec![sock.to_string()] });
         round_trip(Msg::Ack { id: 4, socket: sock.to_string(), args: args() });
         let bins = vec![Bytes::from_static(b"\x01"), Bytes::new()];

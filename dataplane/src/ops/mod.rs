@@ -39,6 +39,18 @@ impl<T> Partial<T> {
     }
 }
 
+/// What a cluster-wide join did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Joined {
+    /// Sockets that joined (every room asked).
+    pub joined: usize,
+    /// Ids of the sockets the room limit refused: each is in none of the rooms it was not
+    /// already in.
+    pub refused: Vec<String>,
+    /// `limits.rooms_per_socket` of the nodes that refused (0 when none did).
+    pub limit: usize,
+}
+
 /// The node's cluster-wide operations (cheap to clone).
 #[derive(Clone)]
 pub struct Ops {
@@ -140,14 +152,32 @@ impl Ops {
     }
 
     /// Add the selected sockets of every node to `rooms` (applied here and sent to the peers
-    /// before this returns); the future says how many sockets.
+    /// before this returns); the future says how many sockets joined and which ones
+    /// `limits.rooms_per_socket` refused (each left as it was).
     pub fn join(
         &self,
         ns: &str,
         sel: &Selector,
         rooms: Vec<Room>,
-    ) -> impl Future<Output = Partial<usize>> + Send + 'static {
-        self.count(ns, sel, Op::Join(rooms))
+    ) -> impl Future<Output = Partial<Joined>> + Send + 'static {
+        let started = self.start(ns, sel, Op::Join(rooms));
+        async move {
+            let r = started.await;
+            let mut value = Joined::default();
+            for reply in r.value {
+                match reply {
+                    // A node that refused nothing answers with a plain count.
+                    OpReply::Count(n) => value.joined += n as usize,
+                    OpReply::Joined { joined, refused, limit } => {
+                        value.joined += joined as usize;
+                        value.refused.extend(refused);
+                        value.limit = value.limit.max(limit as usize);
+                    }
+                    _ => {}
+                }
+            }
+            Partial { value, missing: r.missing }
+        }
     }
 
     /// Remove the selected sockets of every node from `rooms`; how many sockets.

@@ -102,6 +102,10 @@ pub trait PacketRouter: Send + Sync + 'static {
     /// A bulk operation (REST, another server, a client command) changed `socket`'s rooms: its
     /// application server keeps `socket.rooms` in step.
     fn rooms_changed(&self, socket: &Socket, join: bool, rooms: &[Room]);
+    /// The application asked `socket` to join `rooms` (its own `socket.join`, or rooms joined
+    /// before its CONNECT answer) and `limits.rooms_per_socket` refused: its view, which added
+    /// them already, must drop those the socket is not in.
+    fn rooms_refused(&self, socket: &Socket, rooms: &[Room], hit: crate::limits::LimitHit);
     /// The application server `conn` is bound to now, if any.
     fn binding(&self, conn: &Conn) -> Option<super::ops::AppBinding>;
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::app::{ConnectDecision, ConnectRequest};
+use super::app::{ConnectDecision, ConnectRequest, Dispatch};
 use super::namespace::{Broadcast, EmitFlags, Namespace, Selector};
 use super::packet::{self, Args};
 use super::recovery::{Restored, Stamp};
@@ -243,8 +243,15 @@ impl Hub {
         if let Some((r, _)) = &restored {
             all_rooms.extend(r.rooms.iter().cloned());
         }
-        ns.join(&socket, &all_rooms);
-        if all_rooms.is_empty() {
+        let refused = ns.try_join(&socket, &all_rooms).err();
+        if let Some(hit) = refused {
+            // The app's middlewares joined these already in its view (link mode): undo there.
+            if let Dispatch::Link(router) = &self.dispatch {
+                router.rooms_refused(&socket, &all_rooms, hit);
+            }
+        }
+        // A join replicates the recovery session itself; no join (none asked, or refused) must.
+        if all_rooms.is_empty() || refused.is_some() {
             ns.replicate(&socket);
         }
         if conn.closed().is_some() {

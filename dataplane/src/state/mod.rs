@@ -207,6 +207,15 @@ impl Hub {
         }
     }
 
+    /// The scrape-time counts of the live tables (`/metrics`).
+    pub fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+        crate::metrics::Snapshot {
+            sessions: self.engine.sessions.len(),
+            rooms: self.namespaces.iter().map(|ns| ns.room_count()).sum(),
+            deadline_entries: self.engine.deadline_entries(),
+        }
+    }
+
     /// Set the recovery memory gauges from every namespace's log and sessions (at scrape).
     pub fn refresh_recovery_gauges(&self) {
         let (mut packets, mut bytes, mut sessions) = (0, 0, 0);

@@ -254,6 +254,11 @@ impl Namespace {
         }
     }
 
+    /// How many rooms have members on this node.
+    pub fn room_count(&self) -> usize {
+        self.rooms.read().len()
+    }
+
     /// The rooms with members on this node (cluster: what it gossips).
     pub fn room_names(&self) -> Vec<Room> {
         self.rooms.read().keys().cloned().collect()

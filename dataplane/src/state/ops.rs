@@ -5,13 +5,15 @@
 //! Invariant: the selection is collected before acting, because joining, leaving and
 //! disconnecting take the namespace's room lock that selection holds for reading; in link mode
 //! a room change made here is reported to the socket's application server
-//! (`PacketRouter::rooms_changed`), whoever asked for it.
+//! (`PacketRouter::rooms_changed`), whoever asked for it — and only a change that happened: a
+//! socket `limits.rooms_per_socket` refused is named in `OpReply::Joined::refused` instead.
 
 use std::sync::Arc;
 
 use super::app::Dispatch;
 use super::{Hub, Selector};
 use crate::ids::Room;
+use crate::limits::LimitHit;
 
 /// An operation on the sockets a selector picks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +84,16 @@ pub enum OpReply {
     Data(String),
     /// The recovery session claimed, if this node held it.
     Session(Option<Claimed>),
+    /// What a join did: how many sockets joined, and which the room limit refused (each left
+    /// as it was). The mesh carries a join with no refusal as `Count`.
+    Joined {
+        /// Sockets that joined.
+        joined: u32,
+        /// Ids of the sockets `limits.rooms_per_socket` refused.
+        refused: Vec<String>,
+        /// That limit (0 when nothing was refused).
+        limit: u32,
+    },
 }
 
 impl Hub {
@@ -109,16 +121,34 @@ impl Hub {
             Dispatch::App(_) => None,
         };
         match op {
-            Op::Join(rooms) | Op::Leave(rooms) => {
-                let join = matches!(op, Op::Join(_));
+            Op::Join(rooms) => {
+                let (mut joined, mut refused, mut limit) = (0u32, Vec::new(), 0u32);
                 for s in &sockets {
                     let mine: Vec<Room> = rooms.iter().filter(|r| ***r != *s.id.as_str()).cloned().collect();
-                    match join {
-                        true => namespace.join(s, &mine),
-                        false => namespace.leave(s, &mine),
+                    match namespace.try_join(s, &mine) {
+                        Ok(()) => {
+                            joined += 1;
+                            // Only a join that happened reaches the app's view of the rooms.
+                            if let Some(r) = router {
+                                r.rooms_changed(s, true, &mine);
+                            }
+                        }
+                        Err(hit) => {
+                            if let LimitHit::RoomsPerSocket(max) = hit {
+                                limit = u32::try_from(max).unwrap_or(u32::MAX);
+                            }
+                            refused.push(s.id.to_string());
+                        }
                     }
+                }
+                OpReply::Joined { joined, refused, limit }
+            }
+            Op::Leave(rooms) => {
+                for s in &sockets {
+                    let mine: Vec<Room> = rooms.iter().filter(|r| ***r != *s.id.as_str()).cloned().collect();
+                    namespace.leave(s, &mine);
                     if let Some(r) = router {
-                        r.rooms_changed(s, join, &mine);
+                        r.rooms_changed(s, false, &mine);
                     }
                 }
                 OpReply::Count(sockets.len() as u32)

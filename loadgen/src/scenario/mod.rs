@@ -8,6 +8,7 @@ pub mod echo;
 pub mod fanout;
 pub mod handshake;
 pub mod idle;
+pub mod soak;
 
 use std::net::SocketAddr;
 

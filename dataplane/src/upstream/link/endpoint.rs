@@ -504,7 +504,11 @@ fn rooms_op(
     }
     if let Some(s) = hub.existing_namespace(nsp).and_then(|ns| ns.sockets.get(&id).map(|s| s.clone())) {
         match join {
-            true => s.ns.join(&s, &rooms),
+            true => {
+                if let Err(hit) = s.ns.try_join(&s, &rooms) {
+                    reg.notify_refused(&s, &rooms, hit);
+                }
+            }
             false => s.ns.leave(&s, &rooms),
         }
         return true;

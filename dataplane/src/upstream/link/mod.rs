@@ -582,6 +582,26 @@ impl Registry {
         }
     }
 
+    /// Tell `socket`'s server that the room limit refused its join of `rooms`: a `rooms`
+    /// message leaving those the socket is not in (the server's view added them already),
+    /// with `refused` saying why.
+    pub(super) fn notify_refused(&self, socket: &Socket, rooms: &[Room], hit: crate::limits::LimitHit) {
+        let mine = socket.rooms();
+        let leave: Vec<&str> = rooms.iter().map(|r| &**r).filter(|r| !mine.iter().any(|m| m == r)).collect();
+        if leave.is_empty() {
+            return;
+        }
+        let text = serde_json::json!({
+            "t": "rooms",
+            "sid": socket.conn.sid.as_str(),
+            "nsp": &*socket.ns.name,
+            "id": socket.id.as_str(),
+            "leave": leave,
+            "refused": hit.to_string(),
+        });
+        self.notify(socket, text.to_string());
+    }
+
     /// A client CONNECT: the hub's checks, then the application decides.
     fn client_connect(self: &Arc<Self>, hub: &Arc<Hub>, conn: &Arc<Conn>, packet: &Packet<'_>) {
         let auth = match packet.connect_auth() {
@@ -774,6 +794,10 @@ impl PacketRouter for Link {
             field: rooms.iter().map(|r| &**r).collect::<Vec<_>>(),
         });
         self.reg.notify(socket, text.to_string());
+    }
+
+    fn rooms_refused(&self, socket: &Socket, rooms: &[Room], hit: crate::limits::LimitHit) {
+        self.reg.notify_refused(socket, rooms, hit);
     }
 
     fn binding(&self, conn: &Conn) -> Option<AppBinding> {
