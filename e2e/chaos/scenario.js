@@ -319,7 +319,8 @@ class Chaos {
     const cutAt = Date.now();
     await sleep(this.size.cutMs);
     const during = await this.socketsPerNode();
-    const views = await Promise.all(this.nodes.map((n) => view(n).then((v) => v.peers.length, () => null)));
+    // Each node's ready, linked peers while cut (the majority should see 1, the cut node 0).
+    const views = await Promise.all(this.nodes.map((n) => view(n).then((v) => v.peers.filter((p) => p.linked && p.ready).length, () => null)));
     this.net.heal(i);
     const healAt = Date.now();
     let healedMs = null;
