@@ -172,11 +172,23 @@ pub struct RecoveryConfig {
     pub max_disconnection_ms: u64,
     /// Most packets kept per namespace for replay. Default 10000.
     pub max_buffered_packets: usize,
+    /// Cluster: how many other nodes hold a copy of each connected socket's recovery state
+    /// (id and rooms), so the socket is recovered when its node dies. Default 1.
+    pub replicas: usize,
+    /// Most recovery sessions (disconnected sockets, and replicas of other nodes' sockets) one
+    /// node holds per namespace; beyond it sessions are not kept (counted). Default 100000.
+    pub max_sessions: usize,
 }
 
 impl Default for RecoveryConfig {
     fn default() -> Self {
-        RecoveryConfig { enabled: false, max_disconnection_ms: 120_000, max_buffered_packets: 10_000 }
+        RecoveryConfig {
+            enabled: false,
+            max_disconnection_ms: 120_000,
+            max_buffered_packets: 10_000,
+            replicas: 1,
+            max_sessions: 100_000,
+        }
     }
 }
 

@@ -22,8 +22,9 @@ use crate::ids::{Room, SocketId};
 use crate::state::{Args, Selector};
 
 /// Mesh protocol version; a peer with another version is refused at the preamble. Version 3:
-/// the link is a Noise channel keyed by the cluster secret (versions 1 and 2 were plaintext).
-pub const VERSION: u16 = 3;
+/// the link is a Noise channel keyed by the cluster secret (versions 1 and 2 were plaintext);
+/// version 4 adds replicated recovery (`Logged`, `RecSave`, `RecGone`, `Op::Claim`).
+pub const VERSION: u16 = 4;
 /// Handshake magic.
 pub const MAGIC: &[u8; 8] = b"SIOHMESH";
 /// Largest frame accepted (header included in the check).
@@ -49,7 +50,7 @@ pub enum DecodeError {
     TooLarge(usize),
 }
 
-pub use crate::state::{AppBinding, Op, OpReply as Reply, SocketInfo};
+pub use crate::state::{AppBinding, Claimed, Op, OpReply as Reply, SocketInfo};
 
 /// What a relayed link message does to the relay's bookkeeping (`Msg::ToApp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +184,40 @@ pub enum Msg {
         /// Its binary attachments.
         bins: Vec<Bytes>,
     },
+    /// A broadcast of a recovery namespace, sent to every peer and logged by each: stamped by
+    /// its emitter (the sender) with the next number of the sender's stream of `ns`.
+    Logged {
+        /// Namespace.
+        ns: String,
+        /// Target.
+        sel: Selector,
+        /// Event name.
+        event: String,
+        /// Arguments.
+        args: Args,
+        /// Position in the sender's stream of `ns`.
+        seq: u64,
+    },
+    /// The sender's socket `pid` has this id and these rooms: hold a replica of it.
+    RecSave {
+        /// Namespace.
+        ns: String,
+        /// Recovery session id.
+        pid: String,
+        /// Socket id.
+        id: String,
+        /// Rooms.
+        rooms: Vec<String>,
+    },
+    /// The sender's socket `pid` left it: keep the replica for the window (`keep`), or drop it.
+    RecGone {
+        /// Namespace.
+        ns: String,
+        /// Recovery session id.
+        pid: String,
+        /// Whether the socket may still be recovered.
+        keep: bool,
+    },
     /// `socket.data` of sockets held by application server `instance` linked to the receiver;
     /// answered with `Reply { id, Data(json object id → data) }`.
     AppData {
@@ -210,6 +245,9 @@ const K_APP_EMIT: u8 = 11;
 const K_APP_ACK: u8 = 12;
 const K_APP_DATA: u8 = 13;
 const K_UNBOUND: u8 = 14;
+const K_LOGGED: u8 = 15;
+const K_REC_SAVE: u8 = 16;
+const K_REC_GONE: u8 = 17;
 
 struct W(BytesMut);
 
@@ -280,6 +318,10 @@ pub fn encode(msg: &Msg) -> Bytes {
                     w.0.put_u8(u8::from(*close));
                 }
                 Op::Fetch => w.0.put_u8(4),
+                Op::Claim(pid) => {
+                    w.0.put_u8(5);
+                    w.str(pid);
+                }
             }
         }
         Msg::Reply { id, reply } => {
@@ -293,6 +335,13 @@ pub fn encode(msg: &Msg) -> Bytes {
                 Reply::Data(json) => {
                     w.0.put_u8(3);
                     w.str(json);
+                }
+                Reply::Session(None) => w.0.put_u8(4),
+                Reply::Session(Some(c)) => {
+                    w.0.put_u8(5);
+                    w.str(&c.id);
+                    w.list(&c.rooms);
+                    w.0.put_u64(c.age_ms);
                 }
                 Reply::Sockets(list) => {
                     w.0.put_u8(2);
@@ -315,6 +364,27 @@ pub fn encode(msg: &Msg) -> Bytes {
                     }
                 }
             }
+        }
+        Msg::Logged { ns, sel, event, args, seq } => {
+            w.0.put_u8(K_LOGGED);
+            w.str(ns);
+            w.sel(sel);
+            w.str(event);
+            w.args(args);
+            w.0.put_u64(*seq);
+        }
+        Msg::RecSave { ns, pid, id, rooms } => {
+            w.0.put_u8(K_REC_SAVE);
+            w.str(ns);
+            w.str(pid);
+            w.str(id);
+            w.list(rooms);
+        }
+        Msg::RecGone { ns, pid, keep } => {
+            w.0.put_u8(K_REC_GONE);
+            w.str(ns);
+            w.str(pid);
+            w.0.put_u8(u8::from(*keep));
         }
         Msg::AckCount { id, sockets } => {
             w.0.put_u8(K_ACK_COUNT);
@@ -493,6 +563,7 @@ pub fn decode(body: &Bytes) -> Result<Msg, DecodeError> {
                 2 => Op::Leave(r.list()?),
                 3 => Op::Disconnect { close: r.u8()? != 0 },
                 4 => Op::Fetch,
+                5 => Op::Claim(r.str()?),
                 k => return Err(DecodeError::Kind(k)),
             };
             Msg::Request { id, ns, sel, op }
@@ -522,6 +593,8 @@ pub fn decode(body: &Bytes) -> Result<Msg, DecodeError> {
                     Reply::Sockets(list)
                 }
                 3 => Reply::Data(r.str()?),
+                4 => Reply::Session(None),
+                5 => Reply::Session(Some(Claimed { id: r.str()?, rooms: r.strings()?, age_ms: r.u64()? })),
                 k => return Err(DecodeError::Kind(k)),
             };
             Msg::Reply { id, reply }
@@ -553,6 +626,11 @@ pub fn decode(body: &Bytes) -> Result<Msg, DecodeError> {
         K_APP_ACK => Msg::AppAck { req: r.u64()?, data: r.str()?, bins: r.bins()? },
         K_APP_DATA => Msg::AppData { id: r.u64()?, instance: r.u64()?, ns: r.str()?, ids: r.strings()? },
         K_ROOMS => Msg::Rooms { ns: r.str()?, added: r.strings()? },
+        K_LOGGED => {
+            Msg::Logged { ns: r.str()?, sel: r.sel()?, event: r.str()?, args: r.args()?, seq: r.u64()? }
+        }
+        K_REC_SAVE => Msg::RecSave { ns: r.str()?, pid: r.str()?, id: r.str()?, rooms: r.strings()? },
+        K_REC_GONE => Msg::RecGone { ns: r.str()?, pid: r.str()?, keep: r.u8()? != 0 },
         k => return Err(DecodeError::Kind(k)),
     };
     if r.at != body.len() {
@@ -733,6 +811,23 @@ mod tests {
     }
 
     #[test]
+    fn recovery_messages_round_trip() {
+        round_trip(Msg::Logged {
+            ns: "/".into(),
+            sel: Selector::rooms(vec!["r".into()]),
+            event: "e".into(),
+            args: Args { json: "[1]".into(), attachments: vec![Bytes::from_static(b"\x01")] },
+            seq: u64::MAX,
+        });
+        round_trip(Msg::RecSave { ns: "/".into(), pid: "p".into(), id: "i".into(), rooms: vec!["a".into()] });
+        round_trip(Msg::RecGone { ns: "/".into(), pid: "p".into(), keep: true });
+        round_trip(Msg::Request { id: 3, ns: "/".into(), sel: Selector::default(), op: Op::Claim("p".into()) });
+        round_trip(Msg::Reply { id: 3, reply: Reply::Session(None) });
+        let claimed = Claimed { id: "i".into(), rooms: vec!["a".into(), "b".into()], age_ms: 7 };
+        round_trip(Msg::Reply { id: 4, reply: Reply::Session(Some(claimed)) });
+    }
+
+    #[test]
     fn refuses_bad_frames() {
         assert_eq!(
             frame_len((MAX_FRAME as u32 + 1).to_be_bytes()),
@@ -766,7 +861,7 @@ mod tests {
 
     #[test]
     fn the_preamble_names_magic_and_version() {
-        assert_eq!(&preamble(), b"SIOHMESH\x00\x03");
+        assert_eq!(&preamble(), b"SIOHMESH\x00\x04");
         assert_eq!(preamble_version(&preamble()), Ok(VERSION));
         // A plaintext (version 1 or 2) node's handshake starts with the same ten bytes.
         assert_eq!(preamble_version(b"SIOHMESH\x00\x02"), Ok(2));

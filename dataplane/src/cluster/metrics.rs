@@ -1,7 +1,7 @@
 //! The cluster's Prometheus metrics, registered in the node's registry (same `/metrics`).
 //! Labels are fixed sets (direction, reason, kind, result), never peer names or rooms.
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Cluster metrics.
 pub struct ClusterMetrics {
@@ -27,6 +27,11 @@ pub struct ClusterMetrics {
     pub forwarded: IntCounterVec,
     /// Remote operations that timed out waiting for a peer, by kind.
     pub remote_timeouts: IntCounterVec,
+    /// Recovery sessions claimed from peers for clients that reconnected here, by result
+    /// (`claimed`, `unknown`: no peer held it).
+    pub recovery_claims: IntCounterVec,
+    /// Replicas of peers' recovery sessions refused because `max_sessions` were held.
+    pub recovery_refused: IntCounter,
 }
 
 impl ClusterMetrics {
@@ -47,8 +52,20 @@ impl ClusterMetrics {
         )
         .expect("valid metric");
         r.register(Box::new(authenticated.clone())).expect("metric registered once");
+        let recovery_refused = IntCounter::new(
+            "recovery_replicas_refused_total",
+            "Replicas of peers' recovery sessions refused because recovery.max_sessions were held.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(recovery_refused.clone())).expect("metric registered once");
         ClusterMetrics {
             authenticated,
+            recovery_refused,
+            recovery_claims: counter_vec(
+                "recovery_claims_total",
+                "Recovery sessions claimed from peers for clients that reconnected here, by result.",
+                &["result"],
+            ),
             mesh_refused: counter_vec(
                 "mesh_handshakes_refused_total",
                 "Mesh handshakes refused, by reason.",

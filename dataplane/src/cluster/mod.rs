@@ -32,6 +32,7 @@ pub mod membership;
 pub mod mesh;
 pub mod metrics;
 pub mod noise;
+pub mod replicas;
 pub mod seal;
 pub mod secret;
 
@@ -53,6 +54,7 @@ pub use metrics::ClusterMetrics;
 
 use crate::engine::Delivery;
 use crate::ids::NodeTag;
+use crate::state::recovery::{Session, Stamp};
 use crate::state::{Args, Hub, Peers, Selector};
 
 /// The server link's side of the mesh (implemented by the link registry): relayed link
@@ -137,6 +139,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Deadline of a forwarded long-polling request.
     pub poll_timeout: Duration,
+    /// Peers holding a replica of each connected socket's recovery session.
+    pub recovery_replicas: usize,
 }
 
 impl Settings {
@@ -150,6 +154,7 @@ impl Settings {
             poll_timeout: Duration::from_millis(
                 config.engine.ping_interval_ms + config.engine.ping_timeout_ms + 5000,
             ),
+            recovery_replicas: config.socketio.recovery.replicas,
         }
     }
 }
@@ -176,6 +181,7 @@ pub struct Cluster {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     gossip: Mutex<Option<Arc<chitchat::ChitchatHandle>>>,
     epoch: std::time::Instant,
+    placement: replicas::Placement,
 }
 
 /// Where peers reach this node: the advertised host with a bound port.
@@ -237,6 +243,7 @@ impl Cluster {
             tasks: Mutex::new(Vec::new()),
             gossip: Mutex::new(None),
             epoch: std::time::Instant::now(),
+            placement: replicas::Placement::default(),
         });
         let info = gossip::SelfInfo {
             id: me.clone(),
@@ -296,6 +303,7 @@ impl Cluster {
         m.expire_hints(self.now_ms());
         self.metrics.peers.set(m.len() as i64);
         drop(m);
+        let changed = !changes.is_empty();
         let mut links = self.links.lock();
         let mut down = Vec::new();
         for change in changes {
@@ -322,6 +330,9 @@ impl Cluster {
         drop(links);
         if let Some(apps) = self.apps.get() {
             apps.peers_changed(&down);
+        }
+        if let (true, Some(hub)) = (changed, self.hub.upgrade()) {
+            self.recovery_membership_changed(&hub, &down);
         }
     }
 
@@ -460,6 +471,11 @@ impl Cluster {
                 let now = self.now_ms();
                 self.membership.write().hint(from, &ns, &added, now);
             }
+            Msg::Logged { ns, sel, event, args, seq } => {
+                self.on_logged(&hub, from, &ns, &sel, &event, &args, seq)
+            }
+            Msg::RecSave { ns, pid, id, rooms } => self.on_rec_save(&hub, from, &ns, &pid, &id, rooms),
+            Msg::RecGone { ns, pid, keep } => self.on_rec_gone(&hub, &ns, &pid, keep),
             msg @ (Msg::ToApp { .. }
             | Msg::FromApp { .. }
             | Msg::AppGone { .. }
@@ -663,6 +679,34 @@ impl Peers for Cluster {
 
     fn rooms_created(&self, ns: &str, rooms: Vec<String>) {
         self.announce_rooms(ns, rooms);
+    }
+
+    fn forward_logged(&self, ns: &str, sel: &Selector, event: &str, args: &Args, stamp: Stamp) {
+        debug_assert_eq!(stamp.tag, self.tag, "this node stamps only its own stream");
+        let msg = Msg::Logged {
+            ns: ns.to_string(),
+            sel: sel.clone(),
+            event: event.to_string(),
+            args: args.clone(),
+            seq: stamp.seq,
+        };
+        self.broadcast_to(&self.peer_ids(), &msg);
+    }
+
+    fn save_session(&self, ns: &str, pid: &str, session: &Session) {
+        self.save_replicas(ns, pid, session);
+    }
+
+    fn session_gone(&self, ns: &str, pid: &str, keep: bool) {
+        self.drop_replicas(ns, pid, keep);
+    }
+
+    fn claim_session(
+        self: Arc<Self>,
+        ns: String,
+        pid: String,
+    ) -> crate::state::BoxFut<Option<(Session, u64)>> {
+        Box::pin(async move { self.claim(&ns, &pid).await })
     }
 }
 

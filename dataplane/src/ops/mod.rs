@@ -57,7 +57,16 @@ impl Ops {
     /// Emit to the selected sockets of every node (encoded once here, once per peer that
     /// routes). Returns how many sockets of this node it was queued for.
     pub fn emit(&self, ns: &str, sel: &Selector, event: &str, args: &Args, delivery: Delivery) -> usize {
-        match self.hub.existing_namespace(ns) {
+        // With recovery every node logs every reliable broadcast, the emitting node included,
+        // whether or not it has sockets of the namespace.
+        let logged = self.hub.config.socketio.recovery.enabled
+            && delivery == Delivery::Reliable
+            && self.hub.namespace_allowed(ns);
+        let namespace = match logged {
+            true => Some(self.hub.namespace(ns)),
+            false => self.hub.existing_namespace(ns),
+        };
+        match namespace {
             // `Hub::emit` forwards to the peers itself (`state::Peers`), then emits here.
             Some(n) => self.hub.emit(&n, sel, event, args, delivery, None).delivered,
             None => {

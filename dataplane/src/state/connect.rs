@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::app::{ConnectDecision, ConnectRequest};
 use super::namespace::{Broadcast, EmitFlags, Namespace, Selector};
 use super::packet::{self, Args};
-use super::recovery::Restored;
+use super::recovery::{Restored, Stamp};
 use super::socket::{AckSink, Socket};
 use super::{sio, Hub};
 use crate::engine::{Conn, Delivery};
@@ -62,8 +62,32 @@ impl Hub {
         }
     }
 
+    /// Recovery across nodes: when a CONNECT names a recovery session this node does not hold,
+    /// claim it from the peers first, so `prepare_connect` restores it like a local one.
+    pub(crate) async fn claim_recovery(&self, nsp: &str, auth: &Map<String, Value>) {
+        let Some(pid) = auth.get("pid").and_then(Value::as_str) else { return };
+        let Some(peers) = self.peers.get().cloned() else { return };
+        if !self.namespace_allowed(nsp) || pid.len() > 64 {
+            return;
+        }
+        let ns = self.namespace(nsp);
+        let Some(rec) = &ns.recovery else { return };
+        if rec.holds(pid) {
+            return;
+        }
+        if let Some((session, age)) = peers.claim_session(nsp.to_string(), pid.to_string()).await {
+            rec.install(pid, session, age);
+        }
+    }
+
+    /// Whether a CONNECT may need `claim_recovery` (recovery on, a cluster, a `pid` given).
+    pub(crate) fn may_claim(&self, auth: &Map<String, Value>) -> bool {
+        self.config.socketio.recovery.enabled && self.peers.get().is_some() && auth.contains_key("pid")
+    }
+
     async fn connect(self: Arc<Self>, conn: Arc<Conn>, nsp: String, auth: Map<String, Value>) {
         let Some(upstream) = self.upstream().cloned() else { return };
+        self.claim_recovery(&nsp, &auth).await;
         let Some(prep) = self.prepare_connect(&conn, nsp, auth) else { return };
         let request = ConnectRequest {
             socket_id: prep.id.clone(),
@@ -168,6 +192,9 @@ impl Hub {
             all_rooms.extend(r.rooms.iter().cloned());
         }
         ns.join(&socket, &all_rooms);
+        if all_rooms.is_empty() {
+            ns.replicate(&socket);
+        }
         if conn.closed().is_some() {
             // The session ended while we were registering; undo (close_conn may have missed us).
             self.remove_socket(&socket, "transport close", false);
@@ -231,10 +258,35 @@ impl Hub {
         delivery: Delivery,
         ack: Option<&AckSink>,
     ) -> Broadcast {
+        if ns.logs(delivery, ack.is_some()) {
+            // Recovery: stamp, send to every peer, log and queue here, in one order.
+            let started = std::time::Instant::now();
+            let peers = self.peers.get();
+            let result = ns.broadcast_logged(None, sel, event, args, |stamp| {
+                if let Some(p) = peers {
+                    p.forward_logged(&ns.name, sel, event, args, stamp);
+                }
+            });
+            return self.finish_broadcast(result, started);
+        }
         if let (Some(peers), None) = (self.peers.get(), ack) {
             peers.forward_emit(&ns.name, sel, event, args, delivery);
         }
         self.emit_local(ns, sel, event, args, delivery, ack)
+    }
+
+    /// A logged broadcast a peer emitted (`stamp`): logged and emitted here only.
+    pub fn emit_stamped(
+        &self,
+        ns: &Namespace,
+        sel: &Selector,
+        event: &str,
+        args: &Args,
+        stamp: Stamp,
+    ) -> Broadcast {
+        let started = std::time::Instant::now();
+        let result = ns.broadcast_logged(Some(stamp), sel, event, args, |_| {});
+        self.finish_broadcast(result, started)
     }
 
     /// Emit to the sockets `sel` selects in `ns` on this node only, closing slow clients and
@@ -249,7 +301,12 @@ impl Hub {
         ack: Option<&AckSink>,
     ) -> Broadcast {
         let started = std::time::Instant::now();
-        let mut result = ns.broadcast(sel, event, args, EmitFlags { delivery }, ack);
+        let result = ns.broadcast(sel, event, args, EmitFlags { delivery }, ack);
+        self.finish_broadcast(result, started)
+    }
+
+    /// Close the slow clients a broadcast found, and count it.
+    fn finish_broadcast(&self, mut result: Broadcast, started: std::time::Instant) -> Broadcast {
         for (socket, reason) in result.slow.drain(..) {
             self.close_conn(&socket.conn, reason);
         }

@@ -164,8 +164,12 @@ impl Hub {
         let rooms = ns.leave_all(socket);
         socket.clear_acks();
         if let (Some(rec), Some(pid)) = (&ns.recovery, &socket.pid) {
-            if recoverable && RECOVERABLE.contains(&reason) {
+            let keep = recoverable && RECOVERABLE.contains(&reason);
+            if keep {
                 rec.save(pid, socket.id.clone(), rooms);
+            }
+            if let Some(peers) = self.peers.get() {
+                peers.session_gone(&ns.name, pid, keep);
             }
         }
         sio(&socket.conn).sockets.lock().retain(|s| !Arc::ptr_eq(s, socket));

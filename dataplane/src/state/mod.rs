@@ -16,7 +16,7 @@ mod namespace;
 pub mod ops;
 mod packet;
 mod permissions;
-mod recovery;
+pub mod recovery;
 mod socket;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +31,7 @@ use socketio_hub_config::HubConfig;
 pub use app::{BoxFut, ConnectDecision, ConnectRequest, Dispatch, EventCall, PacketRouter, Upstream};
 pub use connect::PreparedConnect;
 pub use namespace::{Broadcast, Namespace, Selector, LINK_ACK_ID_BASE};
-pub use ops::{AppBinding, Op, OpReply, SocketInfo};
+pub use ops::{AppBinding, Claimed, Op, OpReply, SocketInfo};
 pub use packet::{Args, ArgsError, Outgoing};
 pub use socket::{AckSink, Socket};
 
@@ -81,6 +81,18 @@ pub trait Peers: Send + Sync + 'static {
     /// Rooms of `ns` just gained their first member here: tell the other nodes at once, so an
     /// emit to them that this join caused (an ack, then another server's broadcast) routes here.
     fn rooms_created(&self, ns: &str, rooms: Vec<String>);
+    /// Send a logged broadcast made here (recovery on), stamped `stamp`, to every peer: every
+    /// node keeps the whole log, so any node can recover any client.
+    fn forward_logged(&self, ns: &str, sel: &Selector, event: &str, args: &Args, stamp: recovery::Stamp);
+    /// Socket `pid` of `ns` (connected here) has this id and these rooms now: update its
+    /// replicas on other nodes.
+    fn save_session(&self, ns: &str, pid: &str, session: &recovery::Session);
+    /// Socket `pid` of `ns` left this node: its replicas keep it for the recovery window
+    /// (`keep`) or forget it.
+    fn session_gone(&self, ns: &str, pid: &str, keep: bool);
+    /// Claim recovery session `pid` of `ns` from the peers: its state and how long ago it
+    /// disconnected, if a peer held it (every holder forgets it).
+    fn claim_session(self: Arc<Self>, ns: String, pid: String) -> BoxFut<Option<(recovery::Session, u64)>>;
 }
 
 /// One hub node.
@@ -101,6 +113,8 @@ pub struct Hub {
     pub ready: AtomicBool,
     /// The cluster, when this node has peers (cluster: set once at start).
     pub peers: OnceLock<Arc<dyn Peers>>,
+    /// When this node started (recovery logs count from here).
+    pub started: tokio::time::Instant,
     me: Weak<Hub>,
 }
 
@@ -122,6 +136,7 @@ impl Hub {
             keys,
             ready: AtomicBool::new(false),
             peers: OnceLock::new(),
+            started: tokio::time::Instant::now(),
             me: me.clone(),
         });
         engine.set_handler(hub.clone());
@@ -147,7 +162,15 @@ impl Hub {
             .entry(Arc::from(name))
             .or_insert_with(|| {
                 let rooms = self.engine.limits().map(|l| l.rooms()).unwrap_or_default();
-                Arc::new(Namespace::new(name, &self.config, self.peers.get().cloned()).with_room_limit(rooms))
+                Arc::new(
+                    Namespace::new(
+                        name,
+                        &self.config,
+                        (self.engine.tag, self.started),
+                        self.peers.get().cloned(),
+                    )
+                    .with_room_limit(rooms),
+                )
             })
             .clone()
     }

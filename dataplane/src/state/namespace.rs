@@ -15,10 +15,10 @@ use parking_lot::RwLock;
 use socketio_hub_config::{pattern_matches, HubConfig};
 
 use super::packet::{self, Args};
-use super::recovery::Recovery;
+use super::recovery::{Recovery, Stamp};
 use super::socket::{AckSink, Sent, Socket};
 use crate::engine::{CloseReason, Delivery};
-use crate::ids::{Room, SocketId};
+use crate::ids::{NodeTag, Room, SocketId};
 use crate::limits::{LimitHit, RoomLimit};
 
 /// In link mode the hub's own ack ids (broadcasts with acks) start here, far above the ids an
@@ -84,7 +84,12 @@ pub struct Namespace {
 
 impl Namespace {
     /// A new, empty namespace configured from `config`.
-    pub fn new(name: &str, config: &HubConfig, peers: Option<Arc<dyn super::Peers>>) -> Self {
+    pub fn new(
+        name: &str,
+        config: &HubConfig,
+        (me, epoch): (NodeTag, tokio::time::Instant),
+        peers: Option<Arc<dyn super::Peers>>,
+    ) -> Self {
         let grants = config.permissions.iter().filter(|g| pattern_matches(&g.namespace, name));
         let (mut join_grants, mut emit_grants) = (Vec::new(), Vec::new());
         for g in grants {
@@ -97,7 +102,9 @@ impl Namespace {
             sockets: DashMap::new(),
             rooms: RwLock::new(HashMap::new()),
             rooms_version: AtomicU64::new(0),
-            recovery: r.enabled.then(|| Recovery::new(r.max_disconnection_ms, r.max_buffered_packets)),
+            recovery: r.enabled.then(|| {
+                Recovery::new(me, epoch, r.max_disconnection_ms, r.max_buffered_packets, r.max_sessions)
+            }),
             join_grants,
             emit_grants,
             next_ack: AtomicU64::new(match config.upstream.mode {
@@ -132,6 +139,7 @@ impl Namespace {
     /// `join`, saying whether the room limit refused it.
     pub fn try_join(&self, socket: &Arc<Socket>, rooms: &[Room]) -> Result<(), LimitHit> {
         let mut created = Vec::new();
+        let changed;
         {
             let mut index = self.rooms.write();
             let mut mine = socket.rooms.lock();
@@ -142,6 +150,7 @@ impl Namespace {
                 }
             }
             self.room_limit.admits(mine.len(), adding.len())?;
+            changed = !adding.is_empty();
             for room in adding {
                 mine.push(room.clone());
                 let members = index.entry(room.clone()).or_insert_with(|| {
@@ -155,18 +164,37 @@ impl Namespace {
         if let (Some(peers), false) = (&self.peers, created.is_empty()) {
             peers.rooms_created(&self.name, created);
         }
+        if changed {
+            self.replicate(socket);
+        }
         Ok(())
     }
 
     /// Remove `socket` from `rooms`.
     pub fn leave(&self, socket: &Socket, rooms: &[Room]) {
-        let mut index = self.rooms.write();
-        let mut mine = socket.rooms.lock();
-        for room in rooms {
-            if let Some(pos) = mine.iter().position(|r| r == room) {
-                mine.swap_remove(pos);
-                self.unindex(&mut index, room, &socket.id);
+        let mut changed = false;
+        {
+            let mut index = self.rooms.write();
+            let mut mine = socket.rooms.lock();
+            for room in rooms {
+                if let Some(pos) = mine.iter().position(|r| r == room) {
+                    mine.swap_remove(pos);
+                    self.unindex(&mut index, room, &socket.id);
+                    changed = true;
+                }
             }
+        }
+        if changed {
+            self.replicate(socket);
+        }
+    }
+
+    /// Recovery in a cluster: send a connected socket's id and rooms to its replicas (after
+    /// every change, outside the room lock).
+    pub(super) fn replicate(&self, socket: &Socket) {
+        if let (Some(_), Some(pid), Some(peers)) = (&self.recovery, &socket.pid, &self.peers) {
+            let session = super::recovery::Session { id: socket.id.clone(), rooms: socket.room_list() };
+            peers.save_session(&self.name, pid, &session);
         }
     }
 
@@ -250,21 +278,63 @@ impl Namespace {
         ack: Option<&AckSink>,
     ) -> Broadcast {
         let id = ack.map(|_| self.next_ack_id());
-        let offset = match (&self.recovery, flags.delivery, ack) {
-            (Some(r), Delivery::Reliable, None) => Some(r.next_offset()),
-            _ => None,
-        };
-        let offset_text = offset.map(|o| o.to_string());
-        let frames = packet::event(&self.name, id, event, args, offset_text.as_deref());
-        if let (Some(r), Some(o)) = (&self.recovery, offset) {
-            r.log(o, sel.clone(), frames.clone());
-        }
+        let frames = packet::event(&self.name, id, event, args, None);
+        self.deliver(sel, &frames, flags.delivery, id.zip(ack))
+    }
+
+    /// Whether an emit with `delivery` and `ack` goes into the recovery log (recovery on,
+    /// reliable, no acks: what socket.io's recovery replays).
+    pub fn logs(&self, delivery: Delivery, ack: bool) -> bool {
+        self.recovery.is_some() && delivery == Delivery::Reliable && !ack
+    }
+
+    /// A logged broadcast: stamped `stamp` by a peer that emitted it, or stamped here (then
+    /// `forward` sends it to the peers under the same lock, so every node applies this node's
+    /// stream in stamp order). The packet carries the log's offset vector; it is logged and
+    /// queued to the local sockets `sel` targets before the lock is released. A stamp applied
+    /// before is ignored. Requires `logs(..)`.
+    pub fn broadcast_logged(
+        &self,
+        stamp: Option<Stamp>,
+        sel: &Selector,
+        event: &str,
+        args: &Args,
+        forward: impl FnOnce(Stamp),
+    ) -> Broadcast {
+        let Some(rec) = &self.recovery else { return Broadcast::nothing() };
+        rec.with_stream(|stream, now| {
+            let stamp = match stamp {
+                Some(s) => s,
+                None => {
+                    let s = stream.own_stamp();
+                    forward(s);
+                    s
+                }
+            };
+            if !stream.apply(stamp, now) {
+                return Broadcast::nothing();
+            }
+            let offset = stream.vector().text();
+            let frames = packet::event(&self.name, None, event, args, Some(&offset));
+            stream.log(stamp, sel.clone(), frames.clone(), now);
+            self.deliver(sel, &frames, Delivery::Reliable, None)
+        })
+    }
+
+    fn deliver(
+        &self,
+        sel: &Selector,
+        frames: &packet::Outgoing,
+        delivery: Delivery,
+        ack: Option<(u64, &AckSink)>,
+    ) -> Broadcast {
+        let id = ack.map(|(id, _)| id);
         let mut result = Broadcast { ack_id: id, delivered: 0, awaiting_ack: Vec::new(), slow: Vec::new() };
         self.select(sel, |s| {
-            if let (Some(id), Some(sink)) = (id, ack) {
+            if let Some((id, sink)) = ack {
                 s.expect_ack(id, sink.clone());
             }
-            match s.send(&frames, flags.delivery) {
+            match s.send(frames, delivery) {
                 Ok(Sent::Queued) => {
                     result.delivered += 1;
                     if id.is_some() {
@@ -294,6 +364,12 @@ impl Namespace {
     /// read its direct messages).
     pub fn is_public_room_name(room: &str) -> bool {
         !room.is_empty() && room.len() <= 256 && SocketId::parse(room).is_none()
+    }
+}
+
+impl Broadcast {
+    fn nothing() -> Self {
+        Broadcast { ack_id: None, delivered: 0, awaiting_ack: Vec::new(), slow: Vec::new() }
     }
 }
 

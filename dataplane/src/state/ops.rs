@@ -27,6 +27,20 @@ pub enum Op {
     },
     /// Describe them (fetchSockets).
     Fetch,
+    /// Hand over recovery session `pid` (a client reconnected to the asking node): every node
+    /// holding it answers with it and forgets it.
+    Claim(String),
+}
+
+/// A recovery session handed to the node a client reconnected to (`Op::Claim`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// Socket id.
+    pub id: String,
+    /// Rooms.
+    pub rooms: Vec<String>,
+    /// How long ago the socket disconnected (0: its node had not said so).
+    pub age_ms: u64,
 }
 
 /// Which application server a socket's session is bound to (link mode).
@@ -66,6 +80,8 @@ pub enum OpReply {
     Sockets(Vec<SocketInfo>),
     /// `socket.data` from an application server: a JSON object, socket id → data.
     Data(String),
+    /// The recovery session claimed, if this node held it.
+    Session(Option<Claimed>),
 }
 
 impl Hub {
@@ -74,9 +90,18 @@ impl Hub {
         let Some(namespace) = self.existing_namespace(ns) else {
             return match op {
                 Op::Fetch => OpReply::Sockets(Vec::new()),
+                Op::Claim(_) => OpReply::Session(None),
                 _ => OpReply::Count(0),
             };
         };
+        if let Op::Claim(pid) = op {
+            let taken = namespace.recovery.as_ref().and_then(|r| r.take(pid));
+            return OpReply::Session(taken.map(|(s, age_ms)| Claimed {
+                id: s.id.to_string(),
+                rooms: s.rooms.iter().map(|r| r.to_string()).collect(),
+                age_ms,
+            }));
+        }
         let mut sockets = Vec::new();
         namespace.select(sel, |s| sockets.push(s.clone()));
         let router = match &self.dispatch {
@@ -118,6 +143,8 @@ impl Hub {
                     })
                     .collect(),
             ),
+            // Answered before selecting.
+            Op::Claim(_) => OpReply::Session(None),
         }
     }
 }

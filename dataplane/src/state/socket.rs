@@ -58,6 +58,11 @@ pub enum Sent {
 }
 
 impl Socket {
+    /// Its rooms, without its own id room.
+    pub fn room_list(&self) -> Vec<Room> {
+        self.rooms.lock().to_vec()
+    }
+
     pub(super) fn new(
         id: SocketId,
         ns: Arc<Namespace>,

@@ -582,16 +582,36 @@ impl Registry {
     }
 
     /// A client CONNECT: the hub's checks, then the application decides.
-    fn client_connect(&self, hub: &Arc<Hub>, conn: &Arc<Conn>, packet: &Packet<'_>) {
+    fn client_connect(self: &Arc<Self>, hub: &Arc<Hub>, conn: &Arc<Conn>, packet: &Packet<'_>) {
         let auth = match packet.connect_auth() {
             Ok(a) => a.unwrap_or_default(),
             Err(e) => return hub.protocol_error(conn, &e.to_string()),
         };
+        if !hub.may_claim(&auth) {
+            return self.connect_checked(hub, conn, packet.nsp.to_string(), auth);
+        }
+        // Recovery from another node's session: claim it first (the client sends nothing else
+        // for this namespace before the CONNECT answer).
+        let (me, hub, conn, nsp) = (self.clone(), hub.clone(), conn.clone(), packet.nsp.to_string());
+        tokio::spawn(async move {
+            hub.claim_recovery(&nsp, &auth).await;
+            me.connect_checked(&hub, &conn, nsp, auth);
+        });
+    }
+
+    /// A client CONNECT after any recovery claim: the hub's checks, then the application.
+    fn connect_checked(
+        &self,
+        hub: &Arc<Hub>,
+        conn: &Arc<Conn>,
+        nsp: String,
+        auth: serde_json::Map<String, serde_json::Value>,
+    ) {
         let session = self.session(conn);
-        if session.state.lock().pending.contains_key(packet.nsp) {
+        if session.state.lock().pending.contains_key(nsp.as_str()) {
             return;
         }
-        let Some(prep) = hub.prepare_connect(conn, packet.nsp.to_string(), auth) else { return };
+        let Some(prep) = hub.prepare_connect(conn, nsp, auth) else { return };
         let (nsp, id) = (prep.nsp.clone(), prep.id.clone());
         let text = connect_json(conn, &prep);
         {
@@ -670,7 +690,7 @@ impl PacketRouter for Link {
     ) {
         let reg = &self.reg;
         match packet.kind {
-            PacketType::Connect => reg.client_connect(hub, conn, packet),
+            PacketType::Connect => Registry::client_connect(reg, hub, conn, packet),
             PacketType::ConnectError => hub.protocol_error(conn, "client sent CONNECT_ERROR"),
             PacketType::Disconnect => {
                 if let Some(s) = sio(conn).socket(packet.nsp) {
