@@ -1,6 +1,6 @@
 'use strict';
-// A chaos client process: holds `count` official socket.io-client sockets (every second one
-// polling-only, the others WebSocket-only) connected through the balancer with reconnection on,
+// A chaos client process: holds `count` official socket.io-client sockets (client g is
+// polling-only when g ≡ -1 mod pollingEvery, else WebSocket-only) connected through the balancer with reconnection on,
 // and records, per phase, what each one received and every disconnection.
 //
 // Every message is `m({ p: phase, s: stream, q: seq })`. Client g is in room `r<g % rooms>` (its
@@ -17,14 +17,17 @@ const clients = [];
 let phase = null;
 let conf = null;
 
+/** Direct targets: g ≡ 0 and g ≡ -1 (mod every), so WebSocket and polling clients are both among them. */
+function isDirect(g, every) { return g % every === 0 || g % every === every - 1; }
+
 function send(m) { if (process.connected) process.send(m); }
 
 class Client {
   constructor(g) {
     this.g = g;
-    this.transport = g % 2 === 0 ? 'websocket' : 'polling';
+    this.transport = g % conf.pollingEvery === conf.pollingEvery - 1 ? 'polling' : 'websocket';
     this.room = `r${g % conf.rooms}`;
-    this.direct = g % conf.directEvery === 0 ? `d${g}` : null;
+    this.direct = isDirect(g, conf.directEvery) ? `d${g}` : null;
     this.arrivals = new Map();
     this.reconnects = [];
     this.down = null;
@@ -38,7 +41,7 @@ class Client {
       reconnectionDelay: conf.reconnectDelayMs,
       reconnectionDelayMax: conf.reconnectDelayMaxMs,
       randomizationFactor: 0.5,
-      timeout: 10000,
+      timeout: 20000,
     });
     this.s = s;
     s.on('m', (msg) => this.onMessage(msg));
@@ -123,15 +126,20 @@ process.on('message', async (m) => {
   if (m.type === 'start') {
     conf = m;
     phase = m.phase;
-    for (let k = 0; k < m.count; k++) {
-      clients.push(new Client(m.first + k));
-      // Spread the handshakes a little: a burst of hundreds at once is not what is being tested.
-      if (k % 20 === 19) await new Promise((r) => setTimeout(r, 20));
-    }
+    // Ramp up in batches of 10, each connected and joined before the next: a burst of a
+    // thousand handshakes at once (through the balancer, on a loaded machine) times clients out,
+    // they retry with new sessions, and the hub spends its time on abandoned ones.
     const t0 = Date.now();
+    for (let k = 0; k < m.count; k += 10) {
+      const batch = [];
+      for (let j = k; j < Math.min(k + 10, m.count); j++) batch.push(new Client(m.first + j));
+      clients.push(...batch);
+      const until = Date.now() + 20000;
+      while (Date.now() < until && !batch.every((c) => c.everConnected)) await new Promise((r) => setTimeout(r, 20));
+    }
     const poll = setInterval(() => {
       const ok = clients.every((c) => c.everConnected && c.s.connected);
-      if (ok || Date.now() - t0 > 60000) {
+      if (ok || Date.now() - t0 > 60000 + 2000 * m.count / 10) {
         clearInterval(poll);
         send({ type: 'ready', ok, connected: clients.filter((c) => c.s.connected).length });
       }
