@@ -1,8 +1,9 @@
 'use strict';
 // Issue 11, "nothing lost across node loss and rollouts": three nodes (serverless, REST API,
-// connection state recovery on), ~1,000 clients through a round-robin balancer (WebSocket, and
-// one in CHAOS_POLLING_EVERY = 10 long-polling: see KNOWN_FAILURES.md#chaos-polling-scale), steady REST emits to rooms and to single sockets with per-stream sequence
-// numbers. Scenarios, in order, on the same cluster and clients:
+// connection state recovery on), 300 clients (bench/chaos.sh: 1,000) through a round-robin
+// balancer (WebSocket, and one in CHAOS_POLLING_EVERY long-polling: see
+// KNOWN_FAILURES.md#chaos-polling-scale), steady REST emits to rooms and to single sockets with
+// per-stream sequence numbers. Scenarios, in order, on the same cluster and clients:
 //
 //   steady     no fault: the harness's own baseline (must be all zeros)
 //   kill       SIGKILL one node (senders taken off it first, as a Service drops an endpoint)

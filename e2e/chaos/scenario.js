@@ -6,11 +6,11 @@
 // for the last messages to arrive, and tallies what every client got (tally.js).
 //
 // Sizes come from the environment (defaults are the scripts/test size):
-//   CHAOS_CLIENTS (1000)      sockets in total
-//   CHAOS_POLLING_EVERY (10)  client g is polling-only when g ≡ -1 (mod this), else WebSocket-only
+//   CHAOS_CLIENTS (300)       sockets in total (bench/chaos.sh: 1000)
+//   CHAOS_POLLING_EVERY (4)   client g is polling-only when g ≡ -1 (mod this), else WebSocket-only
 //                             (2 = half and half; see KNOWN_FAILURES.md#chaos-polling-scale)
-//   CHAOS_PER_PROCESS (250)   sockets per client process
-//   CHAOS_ROOMS (20)          rooms (a room stream each); client g is in room g mod ROOMS
+//   CHAOS_PER_PROCESS (150)   sockets per client process
+//   CHAOS_ROOMS (10)          rooms (a room stream each); client g is in room g mod ROOMS
 //   CHAOS_ROOM_HZ (2)         messages per second per room stream
 //   CHAOS_DIRECT_EVERY (20)   clients g ≡ 0 and g ≡ -1 (mod this) also get a direct stream (to
 //                             their socket id): WebSocket and polling ones
@@ -34,11 +34,11 @@ const env = (k, d) => (process.env[k] === undefined ? d : Number(process.env[k])
 
 function sizes() {
   return {
-    clients: env('CHAOS_CLIENTS', 1000),
-    perProcess: env('CHAOS_PER_PROCESS', 250),
-    rooms: env('CHAOS_ROOMS', 20),
+    clients: env('CHAOS_CLIENTS', 300),
+    perProcess: env('CHAOS_PER_PROCESS', 150),
+    rooms: env('CHAOS_ROOMS', 10),
     roomHz: env('CHAOS_ROOM_HZ', 2),
-    pollingEvery: env('CHAOS_POLLING_EVERY', 10),
+    pollingEvery: env('CHAOS_POLLING_EVERY', 4),
     directEvery: env('CHAOS_DIRECT_EVERY', 20),
     directHz: env('CHAOS_DIRECT_HZ', 1),
     holdMs: env('CHAOS_HOLD_MS', 3000),
@@ -173,7 +173,7 @@ class Chaos {
         if (m.type === 'sid') this.sender.send({ type: 'target', g: m.g, sid: m.sid });
         if (m.type === 'log' && process.env.CHAOS_VERBOSE) this.log(m.line);
       });
-      readies.push(w.next('ready', 120000 + 2000 * s.perProcess / 10));
+      readies.push(w.next('ready', 90000 + 20000 * s.perProcess / 10));
       w.send({
         type: 'start', url, first, count: Math.min(s.perProcess, s.clients - first), rooms: s.rooms,
         directEvery: s.directEvery, pollingEvery: s.pollingEvery, reconnectDelayMs: 200, reconnectDelayMaxMs: 2000, phase: 'setup',
