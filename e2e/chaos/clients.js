@@ -85,8 +85,10 @@ class Client {
         cut: d.phase === phase ? d.cut : {}, samePhase: d.phase === phase, attempts: this.attempts, errors: d.errors,
       });
     }
-    if (recovered) return;
-    // A new session: back into the room, then tell the parent the (new) id.
+    // A recovered session keeps its rooms — unless its first join never completed (the socket
+    // dropped before the ack): then it joins now (joining twice is harmless).
+    if (recovered && this.everConnected) return;
+    // A new session (or a first join to finish): into the room, then tell the parent the id.
     const join = s.timeout(10000).emitWithAck('hub:join', this.room).then((r) => {
       if (!r || r.ok !== true) throw new Error(`hub:join answered ${JSON.stringify(r)}`);
       send({ type: 'sid', g: this.g, sid: s.id, first: !this.everConnected });
