@@ -64,7 +64,8 @@ function command(configFile, listen, adminListen) {
 /**
  * Start a hub.
  * @param {object|string} config - a HubConfig-shaped object (merged over the defaults) or raw TOML.
- * @param {object} [opts] - { env, listen } (listen = "127.0.0.1:PORT" to reuse a port).
+ * @param {object} [opts] - { env, listen, adminListen, wrap } (listen = "127.0.0.1:PORT" to reuse a
+ *   port; wrap = a command prefix that execs the hub, e.g. ["ip", "netns", "exec", ns]).
  */
 async function startHub(config = {}, opts = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sioh-e2e-'));
@@ -95,8 +96,11 @@ class Hub {
   log(n = 60) { return this.output.slice(-n).join('\n'); }
 
   start(listen) {
-    const [bin, args] = command(this.file, listen, '127.0.0.1:0');
-    const child = spawn(bin, args, {
+    const [bin, args] = command(this.file, listen, this.opts.adminListen || '127.0.0.1:0');
+    // `wrap` runs the hub under a prefix that execs it (e.g. `ip netns exec <ns>`), so the
+    // child's pid is still the hub's and signals reach it.
+    const wrap = this.opts.wrap || [];
+    const child = spawn(wrap.length ? wrap[0] : bin, wrap.length ? [...wrap.slice(1), bin, ...args] : args, {
       env: { ...process.env, RUST_BACKTRACE: '1', ...(this.opts.env || {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
