@@ -67,41 +67,36 @@ describe('chaos: nothing lost across node loss and rollouts', { timeout: 600000 
     assert.equal(t.missing.notRecovered, 0, line('steady', t));
   });
 
-  test('steady: without a fault no client is disconnected', { todo: pending('chaos-steady-churn') }, () => {
+  test('steady: without a fault no client is disconnected', () => {
     const t = fig('steady');
     assert.equal(t.reconnections, 0, line('steady', t));
   });
 
-  test('kill: SIGKILL a node — no silent loss, no duplicate, no reorder; every client back',
-    { todo: pending('chaos-silent-loss') }, async () => {
+  test('kill: SIGKILL a node — no silent loss, no duplicate, no reorder; every client back', async () => {
     await chaos.phase('kill', () => chaos.kill(2));
     assertNothingSilentlyLost('kill');
   });
 
   test('kill: every client of the killed node is recovered on another node, nothing lost',
-    { todo: pending('chaos-kill-recovery') },
     () => assertEveryoneRecovered('kill', Math.floor(chaos.size.clients / 6)));
 
-  test('restart: the killed node rejoins and carries traffic again — nothing lost',
-    { todo: pending('chaos-silent-loss') }, async () => {
+  test('restart: the killed node rejoins and carries traffic again — nothing lost', async () => {
     const t = await chaos.phase('restart', () => chaos.restart(2));
     assertNothingSilentlyLost('restart');
     assert.ok(t.notes.rejoinMs < 30000, JSON.stringify(t.notes));
   });
 
-  test('rolling: SIGTERM each node in turn — no silent loss, no duplicate, no reorder; every client back',
-    { todo: pending('chaos-silent-loss') }, async () => {
+  test('rolling: SIGTERM each node in turn — no silent loss, no duplicate, no reorder; every client back', async () => {
     await chaos.phase('rolling', () => chaos.roll());
     assertNothingSilentlyLost('rolling');
   });
 
   test('rolling: every drained client is recovered on another node, nothing lost',
-    { todo: pending('chaos-rolling-recovery') },
     () => assertEveryoneRecovered('rolling', Math.floor(chaos.size.clients / 2)));
 
   describe('partition', () => {
     test('partition: one node cut off from the others, then healed — the cluster re-forms, every client is back, no duplicate or reorder',
-      { todo: pending('chaos-partition-heal') }, async (t) => {
+      async (t) => {
       if (!chaos.net.canCut) { t.skip(chaos.net.cutUnsupported); return; }
       const r = await chaos.phase('partition', async () => {
         // Cut the node holding the most sockets.

@@ -298,6 +298,10 @@ impl Cluster {
     }
 
     fn apply_membership(&self, peers: Vec<membership::Peer>) {
+        // Links are locked first and held until the new peers' links exist, with the
+        // membership: a sender that sees a new peer then finds its link (recovery streams go
+        // to every peer, and a frame dropped for want of a link would be a gap in one).
+        let mut links = self.links.lock();
         let mut m = self.membership.write();
         let was_ready: HashMap<NodeId, bool> = m.peers().map(|p| (p.id.clone(), p.ready)).collect();
         let changes = m.apply(peers);
@@ -312,9 +316,7 @@ impl Cluster {
         }
         m.expire_hints(self.now_ms());
         self.metrics.peers.set(m.len() as i64);
-        drop(m);
         let changed = !changes.is_empty();
-        let mut links = self.links.lock();
         let mut down = Vec::new();
         let mut up = Vec::new();
         for change in changes {
@@ -339,6 +341,7 @@ impl Cluster {
                 }
             }
         }
+        drop(m);
         drop(links);
         if let Some(apps) = self.apps.get() {
             apps.peers_changed(&down);
@@ -744,6 +747,8 @@ pub fn owner_http(cluster: &Cluster, sid: &crate::ids::Sid) -> Option<Option<Soc
 
 /// The `/cluster` admin view: this node and the live peers with their room sets.
 pub fn admin_view(cluster: &Cluster) -> serde_json::Value {
+    // Links before membership: the order `apply_membership` takes them in.
+    let linked: std::collections::HashSet<NodeId> = cluster.links.lock().keys().cloned().collect();
     let m = cluster.membership.read();
     let peers: Vec<serde_json::Value> = m
         .peers()
@@ -759,7 +764,7 @@ pub fn admin_view(cluster: &Cluster) -> serde_json::Value {
                 "load": p.load,
                 "rooms": rooms,
                 "apps": p.apps.iter().map(|(i, n)| serde_json::json!({ "instance": i, "sessions": n })).collect::<Vec<_>>(),
-                "linked": cluster.links.lock().contains_key(&p.id),
+                "linked": linked.contains(&p.id),
             })
         })
         .collect();
