@@ -141,6 +141,11 @@ test('a client recovered on another node than its own (a network blip): id, room
   const next = once(s, 'news');
   assert.deepEqual(await call(peer, 'hub:to', 'blip', 'news', 4), { ok: true });
   assert.equal((await next)[0], 4, 'still in its room on the new node');
+  // Client on node 3, hub:to sender on node 1, REST caller on node 2: the REST emit reaches it.
+  const viaRest = once(s, 'news');
+  const r = await rest(cluster.nodes[1], 'POST', '/emit', { rooms: ['blip'], event: 'news', args: [5] }, { key: ACCESS_KEY });
+  assert.equal(r.status, 202);
+  assert.equal((await viaRest)[0], 5, 'a REST emit on a third node reaches the recovered socket');
 });
 
 test('rolling restart (SIGTERM each node in turn): every client recovered each time, nothing lost or twice', async () => {
