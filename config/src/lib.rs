@@ -321,6 +321,18 @@ pub struct ClusterConfig {
     /// File holding the cluster secret (a mounted Secret), read once at start; surrounding
     /// whitespace is ignored. Exclusive with `secret`. Default: none.
     pub secret_file: Option<String>,
+    /// Partition handling: a node that sees fewer than half of the cluster's members (itself
+    /// and the peers it knew, not counting peers that left by draining) is fenced — it reports
+    /// not ready, refuses new sessions and REST calls, and closes its clients paced over
+    /// `drain_period_ms` so they reconnect (and recover) on the majority side; it serves again
+    /// once it sees a majority and the recovery settle time passed. A tie (half) keeps
+    /// serving, so a 2-node cluster never fences. `false`: every side of a partition keeps
+    /// serving (clients cut off from the majority silently miss what is sent there). Default
+    /// true. See docs/partitions.md.
+    pub quorum: Option<bool>,
+    /// How long a peer that failed (went silent while ready) still counts as a member, in ms:
+    /// after that it is forgotten, and a node left alone by crashes serves again. Default 30000.
+    pub quorum_forget_ms: Option<u64>,
 }
 
 /// Shortest cluster secret accepted, in bytes (after trimming surrounding whitespace).

@@ -170,6 +170,9 @@ impl HubConfig {
         if c.mesh_queue_frames == Some(0) {
             bad("cluster.mesh_queue_frames", "must be at least 1".into());
         }
+        if c.quorum_forget_ms.is_some_and(|ms| !(1000..=3_600_000).contains(&ms)) {
+            bad("cluster.quorum_forget_ms", "must be within 1000..=3600000".into());
+        }
         if c.request_timeout_ms == Some(0) {
             bad("cluster.request_timeout_ms", "must be above 0".into());
         }

@@ -231,7 +231,7 @@ async fn ready_when_settled(hub: Arc<Hub>, cluster: Arc<cluster::Cluster>) {
     if !cluster.peer_ids().is_empty() {
         tokio::time::sleep(Duration::from_millis(state::recovery::SETTLE_MS)).await;
     }
-    if !hub.engine.is_draining() {
+    if !hub.engine.is_draining() && !hub.engine.is_fenced() {
         hub.ready.store(true, Ordering::SeqCst);
         tracing::info!("recovery streams settled: ready");
     }
@@ -249,24 +249,7 @@ impl Running {
         let period = Duration::from_millis(hub.config.drain_period_ms).min(grace);
         let total = hub.engine.sessions.len();
         tracing::info!(sessions = total, period_ms = period.as_millis() as u64, "draining");
-        let tick = Duration::from_millis(50);
-        let steps = (period.as_millis() / tick.as_millis()).max(1) as usize;
-        if !period.is_zero() && total > 0 {
-            let mut closed = 0;
-            for step in 1..=steps {
-                // After step k of n, k/n of the sessions present at the start have been closed.
-                let due = total * step / steps;
-                if due > closed {
-                    let batch: Vec<_> =
-                        hub.engine.sessions.iter().take(due - closed).map(|e| e.value().clone()).collect();
-                    closed += batch.len();
-                    for conn in batch {
-                        hub.engine.close(&conn, CloseReason::ServerShutdown);
-                    }
-                }
-                tokio::time::sleep_until(started + period * step as u32 / steps as u32).await;
-            }
-        }
+        state::drain::close_paced(hub, period, CloseReason::ServerShutdown, || true).await;
         hub.engine.close_all(CloseReason::ServerShutdown);
         // Closing queues a close frame per WebSocket; give the connection tasks time to write.
         let flush = grace.saturating_sub(started.elapsed()).min(Duration::from_secs(2));

@@ -22,7 +22,6 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { Chaos } = require('./scenario');
-const { pending } = require('../harness/pending');
 const { line } = require('./tally');
 
 let chaos;
@@ -110,7 +109,6 @@ describe('chaos: nothing lost across node loss and rollouts', { timeout: 600000 
     });
 
     test('partition: no silent loss — every message is delivered, or its client is told it was not recovered',
-      { todo: pending('chaos-partition-silent-loss') },
       (t) => {
         if (!chaos.net.canCut) { t.skip(chaos.net.cutUnsupported); return; }
         assertNothingSilentlyLost('partition');

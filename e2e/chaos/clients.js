@@ -33,6 +33,7 @@ class Client {
     this.down = null;
     this.stale = 0;
     this.everConnected = false;
+    this.joined = false;
     this.joining = null;
     const s = io(conf.url, {
       transports: [this.transport],
@@ -85,12 +86,17 @@ class Client {
         cut: d.phase === phase ? d.cut : {}, samePhase: d.phase === phase, attempts: this.attempts, errors: d.errors,
       });
     }
-    // A recovered session keeps its rooms — unless its first join never completed (the socket
-    // dropped before the ack): then it joins now (joining twice is harmless).
-    if (recovered && this.everConnected) return;
-    // A new session (or a first join to finish): into the room, then tell the parent the id.
+    // A recovered session keeps its rooms — unless its join was never acknowledged (the
+    // connection dropped with the join in flight: recovery replays what the server sent, not
+    // what the client sent, so the join may never have arrived): then it joins now (joining
+    // twice is harmless).
+    if (recovered && this.joined) return;
+    this.joined = false;
+    // A new session (or a join to finish): into the room, then tell the parent the id.
     const join = s.timeout(10000).emitWithAck('hub:join', this.room).then((r) => {
       if (!r || r.ok !== true) throw new Error(`hub:join answered ${JSON.stringify(r)}`);
+      if (this.joining !== join) return;
+      this.joined = true;
       send({ type: 'sid', g: this.g, sid: s.id, first: !this.everConnected });
       this.everConnected = true;
     }).catch((e) => {

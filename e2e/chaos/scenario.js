@@ -269,6 +269,8 @@ class Chaos {
     const slow = clients.flatMap((c) => c.reconnects.map((r) => ({ g: c.g, tr: c.transport, ms: r.ms, reason: r.reason, attempts: r.attempts, errors: r.errors, recovered: r.recovered }))).sort((a, b) => b.ms - a.ms).slice(0, 3);
     if (slow.length) this.log(`${name} slowest reconnections: ${JSON.stringify(slow)}`);
     if (process.env.CHAOS_OUT) fs.writeFileSync(process.env.CHAOS_OUT, JSON.stringify({ size: this.size, topology: this.net.kind, results: this.results }, null, 2));
+    // Every client report and what the senders did, to read a failure offline.
+    if (process.env.CHAOS_DUMP) fs.writeFileSync(`${process.env.CHAOS_DUMP}.${name}.json`, JSON.stringify({ clients, sent, notes, phaseStartedAt: t0 }));
     return t;
   }
 

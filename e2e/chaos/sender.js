@@ -10,7 +10,7 @@
 // (the hub orders messages per entry node, not across entry nodes).
 //
 // Retries never create duplicates: a call is retried (same seq, next usable node) only when the
-// connection was refused — provably not applied. Any other failure (reset, timeout, a non-202
+// connection was refused or the node answered 503 + Retry-After (fenced) — provably not applied. Any other failure (reset, timeout, a non-202
 // answer) leaves that seq "uncertain": it is neither expected nor blamed if it arrives.
 //
 // IPC (parent → child): start { key, nodes }, usable { names }, target { g, sid }, run { phase,
@@ -53,6 +53,8 @@ async function emit(node, target, payload) {
       signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
     });
     const text = await r.text();
+    // A fenced node answers 503 with Retry-After and applies nothing: as good as refused.
+    if (r.status === 503 && r.headers.get('retry-after')) return 'refused';
     if (r.status !== 202) return `status ${r.status}`;
     try { return { delivered: JSON.parse(text).delivered }; } catch { return { delivered: null }; }
   } catch (e) {

@@ -85,6 +85,9 @@ pub enum ApiError {
     /// The namespace is not one the configuration lets clients join.
     #[error("namespace {0:?} is not served by this hub (see socketio.namespaces)")]
     UnknownNamespace(String),
+    /// The node takes no operation now (fenced: cut off from its cluster's majority).
+    #[error("{0}")]
+    Unavailable(&'static str),
 }
 
 impl ApiError {
@@ -102,6 +105,7 @@ impl ApiError {
             | ApiError::ClientToken => StatusCode::UNAUTHORIZED,
             ApiError::NoRoute { .. } | ApiError::UnknownNamespace(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unreadable(_)
             | ApiError::EmptyBody
@@ -120,6 +124,9 @@ impl ApiError {
         match &self {
             ApiError::MethodNotAllowed { allow, .. } => {
                 resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::Unavailable(_) => {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ if status == StatusCode::UNAUTHORIZED => {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -160,5 +167,8 @@ mod tests {
             .into_response();
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(r.headers()[header::ALLOW], "POST");
+        let r = ApiError::Unavailable(crate::state::drain::FENCED).into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
     }
 }

@@ -166,6 +166,10 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let read = |body| body::read(body, content_length, body::MAX_BODY);
+    // A fenced node would act on its side of a partition only; minting a token is local.
+    if let (Some(why), false) = (hub.unavailable(), matches!(route, Route::Tokens)) {
+        return Err(ApiError::Unavailable(why));
+    }
     match route {
         Route::Rooms => rooms::rooms(hub, query::parse(&req.query)?),
         Route::Namespaces => rooms::namespaces(hub, query::parse(&req.query)?),

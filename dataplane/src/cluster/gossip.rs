@@ -343,6 +343,7 @@ pub async fn publish(cluster: Arc<Cluster>, handle: Arc<ChitchatHandle>) {
         if ticks.is_multiple_of(50) {
             cluster.expire_hints();
         }
+        cluster.tick_quorum();
         let Some(hub) = cluster.hub.upgrade() else { return };
         let mut sets: Vec<(String, Option<String>)> = Vec::new();
         for entry in hub.namespaces.iter() {

@@ -36,6 +36,12 @@ pub struct ClusterMetrics {
     /// a scale-down, a rollout) or `failed` (it vanished while ready: a crash, a lost node, a
     /// partition). A peer that only changed its mesh address is not counted.
     pub peers_lost: IntCounterVec,
+    /// Members of the cluster as this node counts them for its quorum (itself included).
+    pub quorum_members: IntGauge,
+    /// 1 while this node is fenced (sees less than half of the members), else 0.
+    pub fenced: IntGauge,
+    /// Times this node was fenced.
+    pub fences: IntCounter,
 }
 
 impl ClusterMetrics {
@@ -62,7 +68,27 @@ impl ClusterMetrics {
         )
         .expect("valid metric");
         r.register(Box::new(recovery_refused.clone())).expect("metric registered once");
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            r.register(Box::new(g.clone())).expect("metric registered once");
+            g
+        };
+        let fences = IntCounter::new(
+            "cluster_fences_total",
+            "Times this node was fenced: it saw less than half of its cluster's members.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(fences.clone())).expect("metric registered once");
         ClusterMetrics {
+            quorum_members: gauge(
+                "cluster_quorum_members",
+                "Members of the cluster this node counts for its quorum, itself included.",
+            ),
+            fenced: gauge(
+                "cluster_fenced",
+                "1 while this node is fenced (cut off from the majority of its cluster), else 0.",
+            ),
+            fences,
             authenticated,
             recovery_refused,
             recovery_claims: counter_vec(

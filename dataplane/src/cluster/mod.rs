@@ -28,10 +28,12 @@ pub mod codec;
 mod forward;
 
 pub mod gossip;
+mod links;
 pub mod membership;
 pub mod mesh;
 pub mod metrics;
 pub mod noise;
+pub mod quorum;
 pub mod replicas;
 pub mod seal;
 pub mod secret;
@@ -141,6 +143,15 @@ pub struct Settings {
     pub poll_timeout: Duration,
     /// Peers holding a replica of each connected socket's recovery session.
     pub recovery_replicas: usize,
+    /// Whether a node that sees less than half of the members fences itself (`quorum`).
+    pub quorum: bool,
+    /// How long a failed peer still counts as a member.
+    pub quorum_forget: Duration,
+    /// How long the quorum must be lost before the node fences (outlasts a detector flap).
+    pub quorum_grace: Duration,
+    /// How long a node that sees a majority again waits before it serves (its recovery log
+    /// settles first).
+    pub rejoin_settle: Duration,
 }
 
 impl Settings {
@@ -155,6 +166,14 @@ impl Settings {
                 config.engine.ping_interval_ms + config.engine.ping_timeout_ms + 5000,
             ),
             recovery_replicas: config.socketio.recovery.replicas,
+            quorum: c.quorum.unwrap_or(true),
+            quorum_forget: Duration::from_millis(c.quorum_forget_ms.unwrap_or(30_000)),
+            quorum_grace: (Duration::from_millis(c.gossip_interval_ms.unwrap_or(200)) * 10)
+                .max(Duration::from_secs(1)),
+            rejoin_settle: Duration::from_millis(match config.socketio.recovery.enabled {
+                true => crate::state::recovery::SETTLE_MS,
+                false => 1000,
+            }),
         }
     }
 }
@@ -173,7 +192,7 @@ pub struct Cluster {
     pub keys: Arc<secret::ClusterKeys>,
     hub: Weak<Hub>,
     membership: RwLock<Membership>,
-    links: Mutex<HashMap<NodeId, mesh::Link>>,
+    links: Mutex<links::Links>,
     waiters: Mutex<HashMap<u64, Waiter>>,
     next_id: AtomicU64,
     apps: std::sync::OnceLock<Arc<dyn AppMesh>>,
@@ -182,6 +201,8 @@ pub struct Cluster {
     gossip: Mutex<Option<Arc<chitchat::ChitchatHandle>>>,
     epoch: std::time::Instant,
     placement: replicas::Placement,
+    /// The members this node knows, and whether it is fenced for want of a majority of them.
+    quorum: Mutex<quorum::Verdict>,
 }
 
 /// Where peers reach this node: the advertised host with a bound port.
@@ -235,7 +256,7 @@ impl Cluster {
             keys: keys.clone(),
             hub: Arc::downgrade(hub),
             membership: RwLock::new(Membership::default()),
-            links: Mutex::new(HashMap::new()),
+            links: Mutex::new(links::Links::default()),
             waiters: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             apps: std::sync::OnceLock::new(),
@@ -244,6 +265,7 @@ impl Cluster {
             gossip: Mutex::new(None),
             epoch: std::time::Instant::now(),
             placement: replicas::Placement::default(),
+            quorum: Mutex::new(quorum::Verdict::default()),
         });
         let info = gossip::SelfInfo {
             id: me.clone(),
@@ -316,39 +338,99 @@ impl Cluster {
         }
         m.expire_hints(self.now_ms());
         self.metrics.peers.set(m.len() as i64);
+        let live: Vec<NodeId> = m.peers().map(|p| p.id.clone()).collect();
+        let (mut failed, mut left) = (Vec::new(), Vec::new());
+        for change in &changes {
+            if let membership::Change::Down(id) = change {
+                match was_ready.get(id).copied().unwrap_or(false) {
+                    true => failed.push(id.clone()),
+                    false => left.push(id.clone()),
+                }
+            }
+        }
         let changed = !changes.is_empty();
         let mut down = Vec::new();
         let mut up = Vec::new();
+        let now = self.now_ms();
+        let moved: Vec<NodeId> = changes
+            .iter()
+            .filter_map(|c| match c {
+                membership::Change::Up(id, _) => Some(id.clone()),
+                membership::Change::Down(_) => None,
+            })
+            .collect();
         for change in changes {
             match change {
                 membership::Change::Up(id, addr) => {
                     tracing::info!(peer = %id, %addr, "peer up");
-                    let link = mesh::Link::open(
-                        self.me.clone(),
-                        self.keys.clone(),
-                        id.clone(),
-                        addr,
-                        self.settings.queue_frames,
-                        self.metrics.clone(),
-                    );
-                    links.insert(id.clone(), link);
+                    links.up(&id, addr, || {
+                        mesh::Link::open(
+                            self.me.clone(),
+                            self.keys.clone(),
+                            id.clone(),
+                            addr,
+                            self.settings.queue_frames,
+                            self.metrics.clone(),
+                        )
+                    });
                     up.push(id);
                 }
                 membership::Change::Down(id) => {
                     tracing::info!(peer = %id, "peer down");
-                    links.remove(&id);
+                    links.down(&id, now, moved.contains(&id));
                     down.push(id);
                 }
             }
         }
         drop(m);
         drop(links);
+        self.judge_quorum(|q| q.update(&live, &failed, &left, now));
         if let Some(apps) = self.apps.get() {
             apps.peers_changed(&down);
         }
         if let (true, Some(hub)) = (changed, self.hub.upgrade()) {
             self.recovery_membership_changed(&hub, &up, &down);
         }
+    }
+
+    /// Update the quorum with `change` and fence or unfence the node when its verdict moved.
+    fn judge_quorum(&self, change: impl FnOnce(&mut quorum::Quorum)) {
+        let now = self.now_ms();
+        let mut v = self.quorum.lock();
+        change(&mut v.quorum);
+        let (seen, members) = v.quorum.counts();
+        self.metrics.quorum_members.set(members as i64);
+        if !self.settings.quorum {
+            return;
+        }
+        let Some(fence) = v.judge(now, self.settings.quorum_grace.as_millis() as u64) else { return };
+        drop(v);
+        let Some(hub) = self.hub.upgrade() else { return };
+        if fence {
+            tracing::warn!(seen, members, "fenced: this node sees less than half of its cluster");
+            self.metrics.fenced.set(1);
+            self.metrics.fences.inc();
+            hub.fence();
+        } else {
+            tracing::info!(seen, members, "quorum regained: serving again once settled");
+            self.metrics.fenced.set(0);
+            hub.unfence(self.settings.rejoin_settle);
+        }
+    }
+
+    /// Forget members that failed longer ago than `quorum_forget` (called every publish tick).
+    pub(crate) fn tick_quorum(&self) {
+        let now = self.now_ms();
+        self.links.lock().expire(now);
+        let forget = self.settings.quorum_forget.as_millis() as u64;
+        self.judge_quorum(|q| {
+            q.expire(now, forget);
+        });
+    }
+
+    /// Whether this node is fenced (cut off from the majority of its cluster).
+    pub fn is_fenced(&self) -> bool {
+        self.quorum.lock().fenced()
     }
 
     /// Plug in the server link's side of the mesh (link mode; once, at start).
@@ -495,7 +577,7 @@ impl Cluster {
                 self.on_logged(&hub, from, &ns, &sel, &event, &args, seq)
             }
             Msg::RecSave { ns, pid, id, rooms } => self.on_rec_save(&hub, from, &ns, &pid, &id, rooms),
-            Msg::RecGone { ns, pid, keep } => self.on_rec_gone(&hub, &ns, &pid, keep),
+            Msg::RecGone { ns, pid, keep } => self.on_rec_gone(&hub, from, &ns, &pid, keep),
             Msg::StreamAt { ns, seq } => self.on_stream_at(&hub, from, &ns, seq),
             msg @ (Msg::ToApp { .. }
             | Msg::FromApp { .. }
@@ -711,7 +793,11 @@ impl Peers for Cluster {
             args: args.clone(),
             seq: stamp.seq,
         };
-        self.broadcast_to(&self.peer_ids(), &msg);
+        // Every peer, and the ones just declared down whose links linger: a peer that only
+        // looked dead for a moment must not get a gap in this stream.
+        let mut to = self.peer_ids();
+        to.extend(self.links.lock().lingering().cloned());
+        self.broadcast_to(&to, &msg);
     }
 
     fn save_session(&self, ns: &str, pid: &str, session: &Session) {
@@ -748,7 +834,7 @@ pub fn owner_http(cluster: &Cluster, sid: &crate::ids::Sid) -> Option<Option<Soc
 /// The `/cluster` admin view: this node and the live peers with their room sets.
 pub fn admin_view(cluster: &Cluster) -> serde_json::Value {
     // Links before membership: the order `apply_membership` takes them in.
-    let linked: std::collections::HashSet<NodeId> = cluster.links.lock().keys().cloned().collect();
+    let linked: std::collections::HashSet<NodeId> = cluster.links.lock().live_peers().cloned().collect();
     let m = cluster.membership.read();
     let peers: Vec<serde_json::Value> = m
         .peers()

@@ -112,9 +112,9 @@ impl Cluster {
     }
 
     /// Peer `from`'s socket `pid` left it.
-    pub(super) fn on_rec_gone(&self, hub: &Hub, ns: &str, pid: &str, keep: bool) {
+    pub(super) fn on_rec_gone(&self, hub: &Hub, from: &NodeId, ns: &str, pid: &str, keep: bool) {
         if let Some(rec) = hub.existing_namespace(ns).as_ref().and_then(|n| n.recovery.as_ref()) {
-            rec.replica_gone(pid, keep);
+            rec.replica_gone(pid, keep, tag_of(from));
         }
     }
 

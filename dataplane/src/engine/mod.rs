@@ -81,6 +81,9 @@ pub enum Refusal {
     /// The node is draining.
     #[error("this node is shutting down")]
     ShuttingDown,
+    /// The node is fenced: cut off from the majority of its cluster.
+    #[error("this node is cut off from its cluster")]
+    Fenced,
     /// A per-IP abuse limit (`crate::limits`).
     #[error("{0}")]
     Limited(crate::limits::LimitHit),
@@ -98,6 +101,9 @@ pub struct Engine {
     pub shutdown: CancellationToken,
     /// Draining: new sessions are refused (`begin_shutdown`).
     draining: AtomicBool,
+    /// Fenced: cut off from the majority of the cluster, new sessions are refused
+    /// (`set_fenced`).
+    fenced: AtomicBool,
     /// This node's tag (in every session id).
     pub tag: NodeTag,
     handler: OnceLock<Arc<dyn EngineHandler>>,
@@ -115,6 +121,7 @@ impl Engine {
             metrics,
             shutdown: CancellationToken::new(),
             draining: AtomicBool::new(false),
+            fenced: AtomicBool::new(false),
             tag,
             handler: OnceLock::new(),
             limits: OnceLock::new(),
@@ -186,6 +193,9 @@ impl Engine {
     ) -> Result<Arc<Conn>, Refusal> {
         if self.draining.load(Ordering::Relaxed) || self.shutdown.is_cancelled() {
             return Err(Refusal::ShuttingDown);
+        }
+        if self.fenced.load(Ordering::Relaxed) {
+            return Err(Refusal::Fenced);
         }
         let e = &self.settings.engine;
         if self.sessions.len() >= e.max_sessions {
@@ -282,6 +292,16 @@ impl Engine {
     /// Whether new sessions are refused because the node is draining or stopped.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed) || self.shutdown.is_cancelled()
+    }
+
+    /// Refuse new sessions while `fenced` (the node is cut off from its cluster's majority).
+    pub fn set_fenced(&self, fenced: bool) {
+        self.fenced.store(fenced, Ordering::Relaxed);
+    }
+
+    /// Whether the node is fenced.
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::Relaxed)
     }
 
     /// Stop: the listener, the heartbeat task and the admin server end.

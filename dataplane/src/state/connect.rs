@@ -12,7 +12,7 @@ use super::packet::{self, Args};
 use super::recovery::{Restored, Stamp};
 use super::socket::{AckSink, Socket};
 use super::{sio, Hub};
-use crate::engine::{Conn, Delivery};
+use crate::engine::{CloseReason, Conn, Delivery};
 use crate::ids::{Room, SocketId};
 
 /// A namespace connect that passed the hub's checks and awaits the application's answer.
@@ -235,6 +235,16 @@ impl Hub {
             pid.clone(),
             restored.is_some(),
         ));
+        let previous = ns.sockets.get(&id).map(|s| s.clone());
+        if let Some(old) = previous {
+            // The client recovered its socket before this node noticed its old session was
+            // gone: the old incarnation leaves first (the rooms are the new one's now), and its
+            // session goes when nothing else is on it.
+            self.remove_socket(&old, "transport close", false);
+            if sio(&old.conn).sockets.lock().is_empty() {
+                self.close_conn(&old.conn, CloseReason::ForcedClose);
+            }
+        }
         ns.sockets.insert(id.clone(), socket.clone());
         sio(conn).sockets.lock().push(socket.clone());
         self.engine.attach(conn);

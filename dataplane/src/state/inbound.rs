@@ -167,13 +167,17 @@ impl Hub {
     /// Remove a socket from its namespace and rooms, and tell the upstream.
     pub fn remove_socket(&self, socket: &Arc<Socket>, reason: &'static str, recoverable: bool) {
         let ns = &socket.ns;
-        if ns.sockets.remove(&socket.id).is_none() {
+        // Only this socket's own entry: a recovered socket that took over its id (the client
+        // came back before its old session timed out) is not the one leaving.
+        if ns.sockets.remove_if(&socket.id, |_, s| Arc::ptr_eq(s, socket)).is_none() {
+            sio(&socket.conn).sockets.lock().retain(|s| !Arc::ptr_eq(s, socket));
             return;
         }
         let rooms = ns.leave_all(socket);
         socket.clear_acks();
         if let (Some(rec), Some(pid)) = (&ns.recovery, &socket.pid) {
-            let keep = recoverable && RECOVERABLE.contains(&reason);
+            // A fenced node's clients recover on the majority side, not here.
+            let keep = recoverable && RECOVERABLE.contains(&reason) && !self.engine.is_fenced();
             if keep {
                 rec.save(pid, socket.id.clone(), rooms);
             }

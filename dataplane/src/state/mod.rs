@@ -11,6 +11,7 @@
 
 pub mod app;
 mod connect;
+pub mod drain;
 mod inbound;
 mod internal;
 mod namespace;
@@ -20,7 +21,7 @@ mod permissions;
 pub mod recovery;
 mod socket;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
@@ -123,6 +124,8 @@ pub struct Hub {
     pub internal: OnceLock<Arc<dyn InternalNamespace>>,
     /// Sees every other socket's life (Admin UI development mode), set once at start.
     pub observer: OnceLock<Arc<dyn SocketObserver>>,
+    /// Bumped by every fence and unfence (`drain`), so a late task of an old one does nothing.
+    fence_epoch: AtomicU64,
 
     me: Weak<Hub>,
 }
@@ -148,6 +151,7 @@ impl Hub {
             started: tokio::time::Instant::now(),
             internal: OnceLock::new(),
             observer: OnceLock::new(),
+            fence_epoch: AtomicU64::new(0),
 
             me: me.clone(),
         });

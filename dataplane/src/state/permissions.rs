@@ -83,6 +83,9 @@ impl Hub {
     }
 
     fn hub_event(self: &Arc<Self>, socket: &Arc<Socket>, verb: &str, args: &Args) -> Result<(), String> {
+        if let Some(why) = self.unavailable() {
+            return Err(why.into());
+        }
         let items: Vec<&RawValue> = serde_json::from_str(&args.json).map_err(|_| "invalid arguments")?;
         let ns = &socket.ns;
         match verb {

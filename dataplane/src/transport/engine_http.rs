@@ -213,6 +213,9 @@ pub(super) async fn handle(
                 let (status, msg) = match refusal {
                     Refusal::Full => (StatusCode::SERVICE_UNAVAILABLE, "session limit reached".to_string()),
                     Refusal::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "server shutting down".into()),
+                    Refusal::Fenced => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "node cut off from its cluster; try another".into())
+                    }
                     // Counted by the limits themselves (`socketio_hub_limit_refusals_total`).
                     Refusal::Limited(hit) => (StatusCode::TOO_MANY_REQUESTS, hit.to_string()),
                 };

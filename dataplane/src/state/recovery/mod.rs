@@ -193,13 +193,19 @@ impl Recovery {
     }
 
     /// The replicated socket `pid` left its node: keep it for the window, or forget it.
-    pub fn replica_gone(&self, pid: &str, keep: bool) {
+    /// Only a replica of `origin`'s socket is touched: after a recovery moved the socket, its
+    /// old node's late word about it must not end the replica its new node saved.
+    pub fn replica_gone(&self, pid: &str, keep: bool, origin: NodeTag) {
         let mut sessions = self.sessions.lock();
+        let ours = matches!(sessions.get(pid), Some((_, Held::Live { origin: o })) if *o == origin);
+        if !ours {
+            return;
+        }
         if keep {
-            if let Some((_, held @ Held::Live { .. })) = sessions.get_mut(pid) {
+            if let Some((_, held)) = sessions.get_mut(pid) {
                 *held = Held::Saved { at: self.now() };
             }
-        } else if matches!(sessions.get(pid), Some((_, Held::Live { .. }))) {
+        } else {
             sessions.remove(pid);
         }
     }
@@ -212,6 +218,21 @@ impl Recovery {
                 *held = Held::Saved { at };
             }
         }
+    }
+
+    /// The node was fenced (cut off from its cluster's majority): its clients recover on the
+    /// majority side, so every session held here (saved or replica) and the log are stale.
+    /// Forget them, so no claim can restore a session twice or with its old rooms.
+    pub fn fence(&self) {
+        let now = self.now();
+        self.sessions.lock().clear();
+        self.stream.lock().restart(now);
+    }
+
+    /// The node rejoined its cluster after a fence: its log restarts its settle time.
+    pub fn rejoined(&self) {
+        let now = self.now();
+        self.stream.lock().restart_clock(now);
     }
 
     /// Take the session `pid` if held and within its window, with how long ago it
@@ -328,9 +349,15 @@ mod tests {
         r.origin_down(NodeTag(1));
         tokio::time::advance(std::time::Duration::from_millis(400)).await;
         assert_eq!(r.take("p"), Some((s.clone(), 400)));
-        r.replicate("q", s, NodeTag(1));
-        r.replica_gone("q", false);
+        r.replicate("q", s.clone(), NodeTag(1));
+        r.replica_gone("q", false, NodeTag(2));
+        assert!(r.holds("q"), "another node's word about a socket that moved changes nothing");
+        r.replica_gone("q", false, NodeTag(1));
         assert!(!r.holds("q"), "a socket that left for good is forgotten");
+        r.replicate("k", s, NodeTag(1));
+        r.replica_gone("k", true, NodeTag(1));
+        tokio::time::advance(std::time::Duration::from_millis(1001)).await;
+        assert!(r.take("k").is_none(), "kept for the window only");
     }
 
     #[tokio::test(start_paused = true)]

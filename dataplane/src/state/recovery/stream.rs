@@ -80,6 +80,21 @@ impl Stream {
         }
     }
 
+    /// Forget every packet and emitter, as a log started at `now` would (the node was fenced:
+    /// what it holds has a gap it cannot see). Its own sequence goes on, so its next packets
+    /// are never taken for ones its peers applied before.
+    pub fn restart(&mut self, now: u64) {
+        self.emitters.clear();
+        self.log.clear();
+        self.started = now;
+    }
+
+    /// Count the log as started at `now` (the node rejoined its cluster): for `SETTLE_MS`, a
+    /// client naming an emitter this log has not heard from yet is not replayed from here.
+    pub fn restart_clock(&mut self, now: u64) {
+        self.started = now;
+    }
+
     /// The stamp of the next broadcast emitted on this node.
     pub fn own_stamp(&mut self) -> Stamp {
         self.next_own += 1;

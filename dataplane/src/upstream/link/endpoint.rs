@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,6 +35,8 @@ use crate::transport::Response;
 
 /// How often the hub pings each application server (and measures the link's latency).
 const PING_EVERY: Duration = Duration::from_secs(5);
+/// How often a link checks whether its node was fenced.
+const FENCE_CHECK_EVERY: Duration = Duration::from_millis(250);
 /// A link silent for this long is considered dead.
 const SILENCE_LIMIT: Duration = Duration::from_secs(20);
 /// Largest link message (a client packet can be at most the engine's max payload).
@@ -92,6 +94,10 @@ fn accept(link: Option<Link>, headers: &HeaderMap, query: &str, upgrade: Option<
     if let Err(e) = reg.keys.verify_link_token(token) {
         reg.metrics.refused.with_label_values(&["unauthorized"]).inc();
         return refuse(StatusCode::UNAUTHORIZED, crate::auth::link_refusal(&e));
+    }
+    if let Some(why) = reg.hub().and_then(|h| h.unavailable()) {
+        reg.metrics.refused.with_label_values(&["unavailable"]).inc();
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, why.into());
     }
     let key = headers.get(header::SEC_WEBSOCKET_KEY);
     let version_ok = headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) == Some(b"13");
@@ -165,11 +171,22 @@ async fn serve(reg: Arc<Registry>, ws: Ws, name: String) {
     let last_heard = Arc::new(AtomicU64::new(now_micros()));
     let metrics = reg.metrics.clone();
     let heard = last_heard.clone();
+    let hub = reg.hub.get().cloned();
     let writer = tokio::spawn(async move {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut fence_check = tokio::time::interval(FENCE_CHECK_EVERY);
         loop {
             tokio::select! {
+                _ = fence_check.tick() => {
+                    // A fenced node's server links go too: the SDK reconnects through the
+                    // Service, to a node on the majority side.
+                    if hub.as_ref().and_then(Weak::upgrade).is_some_and(|h| h.unavailable().is_some()) {
+                        tracing::warn!("fenced: closing the server link");
+                        let _ = sink.close().await;
+                        return;
+                    }
+                }
                 out = rx.recv() => {
                     let Some(mut out) = out else { break };
                     // Write everything already queued, then flush once.

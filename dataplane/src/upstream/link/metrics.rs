@@ -23,7 +23,8 @@ pub(crate) struct LinkMetrics {
     pub latency: Histogram,
     /// Time from a client's CONNECT to the application's answer.
     pub connect_seconds: Histogram,
-    /// Link requests refused, by reason (`unauthorized`, `version`, `disabled`, `bad_request`).
+    /// Link requests refused, by reason (`unauthorized`, `version`, `disabled`, `bad_request`,
+    /// `unavailable`: the node is fenced).
     pub refused: IntCounterVec,
     /// Link messages from application servers that were invalid, by kind.
     pub bad_messages: IntCounterVec,
@@ -88,7 +89,7 @@ impl LinkMetrics {
         for reason in ["saturated", "no_app_server", "unbound", "mesh"] {
             self.dropped.with_label_values(&[reason]);
         }
-        for reason in ["unauthorized", "version", "disabled", "bad_request"] {
+        for reason in ["unauthorized", "version", "disabled", "bad_request", "unavailable"] {
             self.refused.with_label_values(&[reason]);
         }
         self
