@@ -103,6 +103,10 @@ describe('chaos: nothing lost across node loss and rollouts', { timeout: 600000 
         return chaos.partition(per.indexOf(Math.max(...per)));
       });
       assert.ok(r.notes.healedMs !== null, `the cluster did not re-form after the heal: ${JSON.stringify(r.notes)}`);
+      // While cut, the node is fenced: not ready, REST refused with a retry hint, gauge at 1.
+      assert.deepEqual(r.notes.fence, { readyz: 503, rest: 503, retryAfter: '1', fenced: 1 }, JSON.stringify(r.notes));
+      const cut = Number(r.notes.cut.slice(1)) - 1;
+      assert.equal(r.notes.socketsDuring[cut], 0, `the fenced node kept sockets: ${JSON.stringify(r.notes)}`);
       assert.equal(r.stillDown, 0, line('partition', r));
       assert.equal(r.duplicated, 0, line('partition', r));
       assert.equal(r.reordered, 0, line('partition', r));

@@ -20,6 +20,7 @@
 //   CHAOS_OUT                 a file to write every phase's figures to (JSON)
 
 const { fork } = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { startHub, ACCESS_KEY } = require('../harness/hub');
@@ -328,6 +329,7 @@ class Chaos {
     const cutAt = Date.now();
     await sleep(this.size.cutMs);
     const during = await this.socketsPerNode();
+    const fence = await this.fenceProbe(i);
     // Each node's ready, linked peers while cut (the majority should see 1, the cut node 0).
     const views = await Promise.all(this.nodes.map((n) => view(n).then((v) => v.peers.filter((p) => p.linked && p.ready).length, () => null)));
     this.net.heal(i);
@@ -340,7 +342,34 @@ class Chaos {
       this.log(`partition: the cluster did not heal: ${e.message}`);
     }
     this.setUsable(['n1', 'n2', 'n3']);
-    return { cut: name, cutMs: healAt - cutAt, socketsBefore: before, socketsDuring: during, peersDuring: views, healedMs };
+    return { cut: name, cutMs: healAt - cutAt, socketsBefore: before, socketsDuring: during, peersDuring: views, fence, healedMs };
+  }
+
+  /** What the cut node answers while cut: readiness, a REST emit, its fence gauge. */
+  async fenceProbe(i) {
+    const n = this.nodes[i];
+    const b = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const now = Math.floor(Date.now() / 1000);
+    const body = `${b({ alg: 'HS256', typ: 'JWT' })}.${b({ sub: 'chaos-probe', iat: now, exp: now + 600 })}`;
+    const token = `${body}.${crypto.createHmac('sha256', ACCESS_KEY).update(body).digest('base64url')}`;
+    const out = {};
+    try {
+      out.readyz = (await fetch(`${n.adminUrl}/readyz`, { signal: AbortSignal.timeout(2000) })).status;
+      const r = await fetch(`${n.url}/api/v1/emit`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ rooms: ['probe'], event: 'probe', args: [] }),
+        signal: AbortSignal.timeout(2000),
+      });
+      out.rest = r.status;
+      out.retryAfter = r.headers.get('retry-after');
+      const text = await (await fetch(`${n.adminUrl}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+      const m = /^socketio_hub_cluster_fenced (\d+)/m.exec(text);
+      out.fenced = m ? Number(m[1]) : null;
+    } catch (e) {
+      out.error = e.message;
+    }
+    return out;
   }
 
   async stop() {
