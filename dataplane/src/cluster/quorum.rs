@@ -189,7 +189,7 @@ mod tests {
     fn failed_members_are_forgotten_after_the_window() {
         let mut q = Quorum::default();
         q.update(&[n("b", 1), n("c", 1)], &[], &[], 0);
-        q.update(&[], &[n("b", 1)], &[], 1_000);
+        q.update(&[n("c", 1)], &[n("b", 1)], &[], 1_000);
         q.update(&[], &[n("c", 1)], &[], 2_000);
         assert!(!q.held());
         assert!(!q.expire(30_999, 30_000));
