@@ -371,6 +371,11 @@ pub struct LimitsConfig {
     /// Most namespaces one connection may join at once; another CONNECT gets CONNECT_ERROR.
     /// 0 = unlimited. Default 0.
     pub namespaces_per_connection: usize,
+    /// Most namespaces one node serves (each keeps its own rooms and, with recovery, its own
+    /// log; they are never removed): a CONNECT to one more gets CONNECT_ERROR, and a REST emit
+    /// or a peer's broadcast to one more is not kept here. The Admin UI's namespace does not
+    /// count. 0 = unlimited. Default 10000.
+    pub namespaces: usize,
 }
 
 impl Default for LimitsConfig {
@@ -385,6 +390,7 @@ impl Default for LimitsConfig {
             bytes_per_second: 0,
             rooms_per_socket: 0,
             namespaces_per_connection: 0,
+            namespaces: 10_000,
         }
     }
 }

@@ -52,17 +52,21 @@ pub enum LimitHit {
     /// The connection joined `namespaces_per_connection` namespaces.
     #[error("namespace limit reached ({0} namespaces per connection)")]
     NamespacesPerConnection(usize),
+    /// The node serves `namespaces` namespaces already.
+    #[error("this hub serves its maximum of {0} namespaces")]
+    Namespaces(usize),
 }
 
 impl LimitHit {
     /// Every `label()`, for metrics that start each series at 0.
-    pub const LABELS: [&'static str; 6] = [
+    pub const LABELS: [&'static str; 7] = [
         "connections_per_ip",
         "handshakes_per_ip",
         "tracked_ips",
         "inbound_rate",
         "rooms_per_socket",
         "namespaces_per_connection",
+        "namespaces",
     ];
 
     /// Low-cardinality metric label.
@@ -74,6 +78,7 @@ impl LimitHit {
             LimitHit::InboundRate => "inbound_rate",
             LimitHit::RoomsPerSocket(_) => "rooms_per_socket",
             LimitHit::NamespacesPerConnection(_) => "namespaces_per_connection",
+            LimitHit::Namespaces(_) => "namespaces",
         }
     }
 }

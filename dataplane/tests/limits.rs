@@ -301,3 +301,30 @@ async fn namespaces_per_connection_get_connect_error() {
     assert_eq!(metric(&hub, &refusals("namespaces_per_connection")).await, 1);
     assert_eq!(metric(&hub, "socketio_hub_connects_rejected_total{reason=\"limit\"}").await, 1);
 }
+
+#[tokio::test]
+async fn a_node_serves_at_most_limits_namespaces_from_clients_and_rest() {
+    let hub = start_hub(LimitsConfig { namespaces: 3, ..Default::default() }).await;
+    // `/` and two more fit (the Admin UI's namespace, when on, does not count).
+    let (mut ws, _) = ws_client(hub.client_addr).await;
+    for ns in ["/a", "/b"] {
+        ws.send(Message::text(format!("40{ns},"))).await.unwrap();
+        assert!(next_text(&mut ws).await.starts_with(&format!("40{ns},{{")), "{ns} is served");
+    }
+    ws.send(Message::text("40/c,")).await.unwrap();
+    let refused = next_text(&mut ws).await;
+    let data: Value = serde_json::from_str(refused.strip_prefix("44/c,").expect("CONNECT_ERROR")).unwrap();
+    assert_eq!(
+        data,
+        json!({ "message": "this hub serves its maximum of 3 namespaces", "data": { "reason": "namespaces" } })
+    );
+    // Namespaces it serves keep working, for this connection and new ones.
+    ws.send(Message::text("41/a,")).await.unwrap();
+    ws.send(Message::text("40/a,")).await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with("40/a,{"));
+    let (mut other, _) = ws_client(hub.client_addr).await;
+    other.send(Message::text("40/b,")).await.unwrap();
+    assert!(next_text(&mut other).await.starts_with("40/b,{"));
+    assert!(metric(&hub, &refusals("namespaces")).await >= 1);
+    assert_eq!(hub.hub.namespaces.iter().filter(|n| !n.internal).count(), 3);
+}

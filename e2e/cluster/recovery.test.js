@@ -9,6 +9,7 @@ const assert = require('node:assert/strict');
 const { Clients, call, once, connected } = require('../harness/client');
 const { ACCESS_KEY } = require('../harness/hub');
 const { rest } = require('../app/app');
+const WebSocket = require('ws');
 const h = require('./harness');
 
 const recovery = {
@@ -146,6 +147,58 @@ test('a client recovered on another node than its own (a network blip): id, room
   const r = await rest(cluster.nodes[1], 'POST', '/emit', { rooms: ['blip'], event: 'news', args: [5] }, { key: ACCESS_KEY });
   assert.equal(r.status, 202);
   assert.equal((await viaRest)[0], 5, 'a REST emit on a third node reaches the recovered socket');
+});
+
+/** A raw Socket.IO client over a WebSocket: the text frames it got, in order. */
+function rawClient(node) {
+  const ws = new WebSocket(`${node.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`);
+  const got = [];
+  const waiters = [];
+  ws.on('message', (d, binary) => {
+    if (binary) return;
+    got.push(String(d));
+    for (const w of waiters.splice(0)) w();
+  });
+  const closed = new Promise((resolve) => ws.on('close', resolve));
+  const next = async (pred, what) => {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const i = got.findIndex(pred);
+      if (i >= 0) return got.splice(i, 1)[0];
+      if (Date.now() > deadline) throw new Error(`no ${what} (got ${JSON.stringify(got)})`);
+      await new Promise((r) => { waiters.push(r); setTimeout(r, 100); });
+    }
+  };
+  return { ws, got, next, closed };
+}
+
+test('a client back on another node while its old transport lingers: the socket moves at once, nothing twice', async () => {
+  // The old connection dies silently (it stops answering; its node would notice only at the ping
+  // timeout, 45 s by default): the client connects to another node with its recovery id.
+  const old = rawClient(cluster.nodes[0]);
+  await old.next((t) => t.startsWith('0{'), 'OPEN');
+  old.ws.send('40');
+  const hello = JSON.parse((await old.next((t) => t.startsWith('40'), 'CONNECT')).slice(2));
+  assert.ok(hello.pid, 'recovery is on: a pid');
+  old.ws.send('420["hub:join","moved"]');
+  await old.next((t) => t.startsWith('430'), 'join ack');
+  const before = await gauge(0, 'sockets');
+
+  const back = rawClient(cluster.nodes[1]);
+  await back.next((t) => t.startsWith('0{'), 'OPEN');
+  back.ws.send(`40${JSON.stringify({ pid: hello.pid })}`);
+  const again = JSON.parse((await back.next((t) => t.startsWith('40'), 'CONNECT')).slice(2));
+  assert.equal(again.sid, hello.sid, 'recovered: the same socket id');
+  // The old socket left node 1 at once (not at its ping timeout), its session closed.
+  await h.until(async () => (await gauge(0, 'sockets')) === before - 1, 'the old socket gone from node 1', 3000);
+  await old.closed;
+  // The room is the moved socket's: one emit, one delivery, to the new connection only.
+  const r = await rest(cluster.nodes[2], 'POST', '/emit', { rooms: ['moved'], event: 'hi', args: [1] }, { key: ACCESS_KEY });
+  assert.equal(r.status, 202);
+  await back.next((t) => t.startsWith('42["hi",1'), 'the emit');
+  await h.sleep(300);
+  assert.equal(back.got.filter((t) => t.startsWith('42["hi"')).length, 0, 'once');
+  back.ws.close();
 });
 
 test('rolling restart (SIGTERM each node in turn): every client recovered each time, nothing lost or twice', async () => {

@@ -73,7 +73,7 @@ impl Cluster {
         if !hub.namespace_allowed(ns) {
             return;
         }
-        let namespace = hub.namespace(ns);
+        let Some(namespace) = hub.namespace(ns) else { return };
         if namespace.recovery.is_some() {
             hub.emit_stamped(&namespace, sel, event, args, Stamp { tag: tag_of(from), seq });
         } else {
@@ -93,7 +93,7 @@ impl Cluster {
         rooms: Vec<String>,
     ) {
         let (Some(id), true) = (SocketId::parse(id), hub.namespace_allowed(ns)) else { return };
-        if let Some(rec) = &hub.namespace(ns).recovery {
+        if let Some(rec) = hub.namespace(ns).as_ref().and_then(|n| n.recovery.as_ref()) {
             let session = Session { id, rooms: rooms.into_iter().map(Into::into).collect() };
             if !rec.replicate(pid, session, tag_of(from)) {
                 self.metrics.recovery_refused.inc();
@@ -106,7 +106,7 @@ impl Cluster {
         if !hub.namespace_allowed(ns) {
             return;
         }
-        if let Some(rec) = &hub.namespace(ns).recovery {
+        if let Some(rec) = hub.namespace(ns).as_ref().and_then(|n| n.recovery.as_ref()) {
             rec.with_stream(|stream, now| stream.mark(tag_of(from), seq, now));
         }
     }

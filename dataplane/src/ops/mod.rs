@@ -75,7 +75,7 @@ impl Ops {
             && delivery == Delivery::Reliable
             && self.hub.namespace_allowed(ns);
         let namespace = match logged {
-            true => Some(self.hub.namespace(ns)),
+            true => self.hub.namespace(ns),
             false => self.hub.existing_namespace(ns),
         };
         match namespace {

@@ -83,7 +83,7 @@ impl Hub {
         if !self.namespace_allowed(nsp) || pid.len() > 64 {
             return;
         }
-        let ns = self.namespace(nsp);
+        let Some(ns) = self.namespace(nsp) else { return };
         let Some(rec) = &ns.recovery else { return };
         if rec.holds(pid) {
             return;
@@ -158,7 +158,12 @@ impl Hub {
                 return None;
             }
         };
-        let ns = self.namespace(&nsp);
+        let Some(ns) = self.namespace(&nsp) else {
+            let hit = crate::limits::LimitHit::Namespaces(self.config.limits.namespaces);
+            let data = serde_json::json!({ "reason": hit.label() });
+            self.reject(conn, &nsp, "limit", &hit.to_string(), Some(&data));
+            return None;
+        };
         let pid_in = auth.remove("pid");
         let offset_in = auth.remove("offset");
         let restored = match (&ns.recovery, pid_in.as_ref().and_then(Value::as_str)) {
@@ -246,6 +251,9 @@ impl Hub {
             }
         }
         ns.sockets.insert(id.clone(), socket.clone());
+        if let Some(pid) = &pid {
+            ns.by_pid.insert(pid.clone(), socket.clone());
+        }
         sio(conn).sockets.lock().push(socket.clone());
         self.engine.attach(conn);
         self.metrics.sockets.inc();

@@ -173,6 +173,9 @@ impl Hub {
             sio(&socket.conn).sockets.lock().retain(|s| !Arc::ptr_eq(s, socket));
             return;
         }
+        if let Some(pid) = &socket.pid {
+            ns.by_pid.remove_if(pid, |_, s| Arc::ptr_eq(s, socket));
+        }
         let rooms = ns.leave_all(socket);
         socket.clear_acks();
         if let (Some(rec), Some(pid)) = (&ns.recovery, &socket.pid) {

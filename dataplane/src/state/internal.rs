@@ -112,7 +112,9 @@ impl Hub {
             self.reject(conn, nsp, "limit", &hit.to_string(), Some(&data));
             return None;
         }
-        let prep = PreparedConnect::internal(nsp, SocketId::new(self.engine.tag), self.namespace(nsp));
+        // The internal namespace is exempt from `limits.namespaces`: always there.
+        let ns = self.namespace(nsp)?;
+        let prep = PreparedConnect::internal(nsp, SocketId::new(self.engine.tag), ns);
         self.admit(conn, prep, Vec::new())
     }
 

@@ -170,11 +170,21 @@ impl Hub {
     }
 
     /// The namespace `name`, created on first use.
-    pub fn namespace(&self, name: &str) -> Arc<Namespace> {
+    /// `None` when creating it would pass `limits.namespaces` (counted; the Admin UI's own
+    /// namespace is exempt).
+    pub fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
         if let Some(ns) = self.namespaces.get(name) {
-            return ns.clone();
+            return Some(ns.clone());
         }
-        self.namespaces
+        let max = self.config.limits.namespaces;
+        let exempt = usize::from(self.internal.get().is_some());
+        if max > 0 && self.namespaces.len() >= max + exempt && !self.is_internal(name) {
+            let hit = crate::limits::LimitHit::Namespaces(max);
+            self.metrics.limit_refusals.with_label_values(&[hit.label()]).inc();
+            return None;
+        }
+        let ns = self
+            .namespaces
             .entry(Arc::from(name))
             .or_insert_with(|| {
                 let rooms = self.engine.limits().map(|l| l.rooms()).unwrap_or_default();
@@ -190,7 +200,8 @@ impl Hub {
                     false => ns.with_observer(self.observer.get().cloned()),
                 })
             })
-            .clone()
+            .clone();
+        Some(ns)
     }
 
     /// An existing namespace.

@@ -66,6 +66,9 @@ pub struct Namespace {
     pub name: Arc<str>,
     /// Connected sockets.
     pub sockets: DashMap<SocketId, Arc<Socket>>,
+    /// Connected sockets by recovery id (recovery namespaces): a client that recovers on
+    /// another node takes its socket over from this one (`Op::Claim`).
+    pub by_pid: DashMap<Arc<str>, Arc<Socket>>,
     rooms: RwLock<HashMap<Room, HashMap<SocketId, Arc<Socket>>>>,
     /// Bumped whenever a room appears in or disappears from the index, so the cluster's
     /// room-set gossip re-reads only namespaces that changed (cluster hook).
@@ -103,6 +106,7 @@ impl Namespace {
         Namespace {
             name: Arc::from(name),
             sockets: DashMap::new(),
+            by_pid: DashMap::new(),
             rooms: RwLock::new(HashMap::new()),
             rooms_version: AtomicU64::new(0),
             recovery: r.enabled.then(|| {

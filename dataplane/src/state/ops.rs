@@ -107,6 +107,21 @@ impl Hub {
             };
         };
         if let Op::Claim(pid) = op {
+            // The client came back on another node while this one still holds its socket (the
+            // old transport is dead, not yet timed out here): the socket moves — it leaves here,
+            // not kept for recovery, and hands over its current id and rooms.
+            if let Some(old) = namespace.by_pid.get(pid.as_str()).map(|s| s.clone()) {
+                let claimed = Claimed {
+                    id: old.id.to_string(),
+                    rooms: old.room_list().iter().map(|r| r.to_string()).collect(),
+                    age_ms: 0,
+                };
+                self.remove_socket(&old, "transport close", false);
+                if super::sio(&old.conn).sockets.lock().is_empty() {
+                    self.close_conn(&old.conn, crate::engine::CloseReason::ForcedClose);
+                }
+                return OpReply::Session(Some(claimed));
+            }
             let taken = namespace.recovery.as_ref().and_then(|r| r.take(pid));
             return OpReply::Session(taken.map(|(s, age_ms)| Claimed {
                 id: s.id.to_string(),
