@@ -5,7 +5,7 @@
 // /metrics answers on every pod and on the operator; a deleted pod comes back by itself; a spec
 // change rolls the pods one at a time while clients reconnect through the Service; deleting the
 // hub garbage-collects everything. Nothing here writes any status: the operator, the
-// StatefulSet controller and the kubelet do.
+// Deployment and ReplicaSet controllers and the kubelet do.
 //
 // The tests share one hub and run in order; each later test needs the earlier ones.
 // Env: KUBECONFIG, SIOH_OPERATOR_NS (the chart's namespace), SIOH_MEASURE (a JSON file the
@@ -151,8 +151,8 @@ test('kubectl apply a 3-replica SocketIOHub: kubectl wait Ready returns once thr
     assert.equal(c.image, hub.spec.image || 'ghcr.io/socketio-hub/socketio-hub:0.1.0');
     assert.ok(p.status.podIP, `${p.metadata.name} has an IP`);
   }
-  const sts = await kjson('-n', NS, 'get', 'statefulset', HUB);
-  assert.equal(sts.status.readyReplicas, 3, 'the StatefulSet controller counts three ready pods');
+  const deployment = await kjson('-n', NS, 'get', 'deployment', HUB);
+  assert.equal(deployment.status.readyReplicas, 3, 'the Deployment controller counts three ready pods');
   state.ready = true;
 });
 
@@ -241,7 +241,8 @@ test('/metrics is scraped from every hub pod and from the operator', async (t) =
 test('deleting a pod makes Ready go False (or Progressing) and come back True by itself', async (t) => {
   if (!state.ready) return t.skip('the hub never became Ready');
   for (const x of state.sockets || []) x.s.disconnect();
-  const victim = (await hubPods()).find((p) => p.metadata.name === `${HUB}-1`);
+  const before = await hubPods();
+  const victim = before[1];
   const t0 = Date.now();
   await kubectl(['-n', NS, 'delete', 'pod', victim.metadata.name, '--wait=false']);
   const seen = await until('Ready=False or Progressing=True', async () => {
@@ -255,8 +256,9 @@ test('deleting a pod makes Ready go False (or Progressing) and come back True by
   console.log(`NOTE after deleting ${victim.metadata.name}: ${seen}`);
   await kubectl(['-n', NS, 'wait', '--for=condition=Ready', `socketiohub/${HUB}`, '--timeout=180s']);
   const pods = await hubPods();
-  const back = pods.find((p) => p.metadata.name === victim.metadata.name);
-  assert.ok(back && back.metadata.uid !== victim.metadata.uid && podReady(back), 'a new pod took its place and is Ready');
+  const back = pods.find((p) => !before.some((b) => b.metadata.uid === p.metadata.uid));
+  assert.ok(back && podReady(back), 'a new pod took its place and is Ready');
+  assert.ok(!pods.some((p) => p.metadata.uid === victim.metadata.uid), 'the deleted pod is gone');
   measure('pod_delete_to_ready_ms', Date.now() - t0);
   // And it rejoined the cluster.
   await until(`${back.metadata.name} to see two peers`, async () => {
@@ -278,8 +280,8 @@ test('a spec change rolls the pods one by one; clients reconnect through the Ser
   }
   let drops = 0;
   for (const s of fleet) s.on('disconnect', () => { drops++; });
-  const before = Object.fromEntries((await hubPods()).map((p) => [p.metadata.name, p.metadata.uid]));
-  const stsBefore = await kjson('-n', NS, 'get', 'statefulset', HUB);
+  const before = new Set((await hubPods()).map((p) => p.metadata.uid));
+  const deploymentBefore = await kjson('-n', NS, 'get', 'deployment', HUB);
   const t0 = Date.now();
   await kubectl(['apply', '-f', '-'], hubYaml('debug'));
   // Watch: never more than one pod down at a time; every pod replaced.
@@ -289,16 +291,15 @@ test('a spec change rolls the pods one by one; clients reconnect through the Ser
     const pods = await kjson('-n', NS, 'get', 'pods', '-l', `app.kubernetes.io/instance=${HUB}`);
     const ready = pods.items.filter((p) => podReady(p) && !p.metadata.deletionTimestamp).length;
     minReady = Math.min(minReady, ready);
-    for (const p of pods.items) {
-      if (before[p.metadata.name] && before[p.metadata.name] !== p.metadata.uid && !replaced.has(p.metadata.name)) {
-        replaced.set(p.metadata.name, Date.now() - t0);
-      }
-    }
-    const sts = await kjson('-n', NS, 'get', 'statefulset', HUB);
+    // An old pod is replaced once it is gone (a Deployment's new pods have new names).
+    const live = new Set(pods.items.map((p) => p.metadata.uid));
+    for (const uid of before) if (!live.has(uid) && !replaced.has(uid)) replaced.set(uid, Date.now() - t0);
+    const d = await kjson('-n', NS, 'get', 'deployment', HUB);
     const hub = await kjson('-n', NS, 'get', 'socketiohub', HUB);
-    return sts.status.updateRevision !== stsBefore.status.updateRevision
-      && sts.status.currentRevision === sts.status.updateRevision
-      && sts.status.updatedReplicas === 3 && sts.status.readyReplicas === 3
+    return d.metadata.generation !== deploymentBefore.metadata.generation
+      && d.status.observedGeneration === d.metadata.generation
+      && d.status.updatedReplicas === 3 && d.status.replicas === 3 && d.status.readyReplicas === 3
+      && replaced.size === 3
       && hub.status.observedGeneration === hub.metadata.generation
       && condition(hub, 'Ready')?.status === 'True';
   }, 400000, 300);
@@ -335,8 +336,9 @@ test('an app server through the SDK (default mode) serves clients on every pod',
   await kubectl(['-n', NS, 'patch', 'socketiohub', HUB, '--type=merge', '-p', '{"spec":{"upstream":{"mode":"Link"}}}']);
   await kubectl(['-n', NS, 'wait', '--for=condition=Ready', `socketiohub/${HUB}`, '--timeout=300s']);
   await until('a rollout to Link mode', async () => {
-    const sts = await kjson('-n', NS, 'get', 'statefulset', HUB);
-    return sts.status.currentRevision === sts.status.updateRevision && sts.status.readyReplicas === 3;
+    const d = await kjson('-n', NS, 'get', 'deployment', HUB);
+    return d.status.observedGeneration === d.metadata.generation && d.status.updatedReplicas === 3
+      && d.status.replicas === 3 && d.status.readyReplicas === 3;
   }, 300000, 500);
   const secret = await kjson('-n', NS, 'get', 'secret', `${HUB}-access-keys`);
   const svc = await kjson('-n', NS, 'get', 'service', HUB);
@@ -356,12 +358,12 @@ test('an app server through the SDK (default mode) serves clients on every pod',
   }
 });
 
-test('deleting the hub garbage-collects its StatefulSet, pods, Services, ConfigMap, Secret and PDB', async (t) => {
+test('deleting the hub garbage-collects its Deployment, ReplicaSets, pods, Services, ConfigMap, Secret and PDB', async (t) => {
   if (!state.ready) return t.skip('the hub never became Ready');
   clients.closeAll();
   const t0 = Date.now();
   await kubectl(['-n', NS, 'delete', 'socketiohub', HUB, '--wait=true', '--timeout=120s']);
-  const kinds = 'statefulsets,pods,services,configmaps,secrets,poddisruptionbudgets,controllerrevisions';
+  const kinds = 'deployments,replicasets,pods,services,configmaps,secrets,poddisruptionbudgets';
   await until('every object of the hub to be gone', async () => {
     const left = await kjson('-n', NS, 'get', kinds, '-l', `app.kubernetes.io/instance=${HUB}`);
     return left.items.length === 0 || null;

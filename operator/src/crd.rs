@@ -26,7 +26,7 @@ pub const VERSION: &str = "v1alpha1";
 /// Image used when `spec.image` is not set (the operator's `--default-image` overrides it).
 pub const DEFAULT_IMAGE: &str = "ghcr.io/socketio-hub/socketio-hub:0.1.0";
 
-/// A self-hosted Socket.IO hub: a StatefulSet of `socketio-hub` pods that form one cluster,
+/// A self-hosted Socket.IO hub: a Deployment of `socketio-hub` pods that form one cluster,
 /// exposed by a Service, configured from this spec.
 // kube's derive takes one `printcolumn(...)` per column, which clippy mistakes for duplicates.
 #[allow(clippy::duplicated_attributes)]

@@ -1,9 +1,9 @@
 //! socketio-hub-operator: the Kubernetes operator for `SocketIOHub` objects.
 //!
 //! A `SocketIOHub` becomes a ConfigMap (the hub's `hub.toml`), an access-key Secret, a headless
-//! and a client Service, a StatefulSet and a PodDisruptionBudget; its status says whether the
+//! and a client Service, a Deployment and a PodDisruptionBudget; its status says whether the
 //! hub is `Ready`, `Progressing` or `Degraded`. The crate is split so that the decisions are
-//! pure and tested directly — [`render`] (spec → objects) and [`status`] (observed StatefulSet →
+//! pure and tested directly — [`render`] (spec → objects) and [`status`] (observed Deployment →
 //! conditions) — and only [`reconcile`] and [`leader`] talk to the API server.
 //!
 //! Invariants: `crd` is the only source of the CRD schema (`crdgen` writes `crds/` from it);

@@ -2,10 +2,9 @@
 //! `controller.kubernetes.io/pod-deletion-cost` equal to their open connections, read from each
 //! pod's `/load` on the admin port.
 //!
-//! The cost tells whoever removes a pod which one costs least to lose: the emptiest. The
-//! ReplicaSet controller reads it; the StatefulSet controller that runs hub pods today does not
-//! (it always removes the highest ordinal) — see docs/autoscaling.md for what that means and
-//! what the operator does about it.
+//! The cost tells whoever removes a pod which one costs least to lose: the emptiest. Hub pods
+//! run under a Deployment, whose ReplicaSet controller reads it: a scale-down removes the pod
+//! with the fewest connections, which then drains (paced) — see docs/autoscaling.md.
 //!
 //! Split for testing: [`plan`] is pure (pods and their loads in, annotation writes out), the
 //! load comes through the [`LoadSource`] trait (HTTP to the pods in production, anything in

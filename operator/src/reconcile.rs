@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -342,19 +342,40 @@ where
         .map_err(kube_err(format!("applying {what} {name}")))
 }
 
-async fn apply_all(hub: &SocketIOHub, ctx: &Context, ns: &str, r: &Rendered) -> Result<StatefulSet, Error> {
+async fn apply_all(hub: &SocketIOHub, ctx: &Context, ns: &str, r: &Rendered) -> Result<Deployment, Error> {
     let c = &ctx.client;
     apply(&Api::<ConfigMap>::namespaced(c.clone(), ns), &r.config_map, "ConfigMap").await?;
     let services = Api::<Service>::namespaced(c.clone(), ns);
     apply(&services, &r.headless_service, "Service").await?;
     apply(&services, &r.service, "Service").await?;
-    let sts = apply(&Api::<StatefulSet>::namespaced(c.clone(), ns), &r.stateful_set, "StatefulSet").await?;
+    let deployment =
+        apply(&Api::<Deployment>::namespaced(c.clone(), ns), &r.deployment, "Deployment").await?;
+    if crate::status::Rollout::of(&deployment).complete() {
+        remove_legacy_stateful_set(hub, &Api::<StatefulSet>::namespaced(c.clone(), ns)).await?;
+    }
 
     let pdb = r.pdb.as_ref().map(|p| serde_json::to_value(p).expect("typed objects serialize"));
     apply_optional(hub, ctx, ns, &ctx.pdb_api, "PodDisruptionBudget", pdb).await?;
     let hpa = r.hpa.as_ref().map(|h| serde_json::to_value(h).expect("typed objects serialize"));
     apply_optional(hub, ctx, ns, &ctx.hpa_api, "HorizontalPodAutoscaler", hpa).await?;
-    Ok(sts)
+    Ok(deployment)
+}
+
+/// Operator versions before 0.2 ran hub pods as a StatefulSet named like the hub. Once the
+/// Deployment that replaces it is ready, delete it (ours only: owned by this hub), so an
+/// upgrade moves the clients over without a moment with no pod serving.
+async fn remove_legacy_stateful_set(hub: &SocketIOHub, api: &Api<StatefulSet>) -> Result<(), Error> {
+    let name = hub.name_any();
+    let existing =
+        api.get_opt(&name).await.map_err(kube_err("reading the legacy StatefulSet".to_string()))?;
+    let uid = hub.metadata.uid.as_deref();
+    if existing.is_some_and(|s| s.owner_references().iter().any(|o| Some(o.uid.as_str()) == uid)) {
+        tracing::info!(hub = %name, "the Deployment is ready: deleting the StatefulSet it replaces");
+        api.delete(&name, &DeleteParams::default())
+            .await
+            .map_err(kube_err(format!("deleting the legacy StatefulSet {name}")))?;
+    }
+    Ok(())
 }
 
 /// Apply `obj` (named like the hub) as the server's version of its kind, or, when the spec

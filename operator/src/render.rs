@@ -3,7 +3,7 @@
 //! Given a `SocketIOHub`, build every object the hub needs — the ConfigMap holding the hub's
 //! `hub.toml` (rendered from the shared `socketio-hub-config` type, so operator and data plane
 //! cannot disagree on its format), the headless Service for gossip and mesh, the client Service,
-//! the StatefulSet, the PodDisruptionBudget and, with `autoscaling`, the
+//! the Deployment, the PodDisruptionBudget and, with `autoscaling`, the
 //! HorizontalPodAutoscaler — plus, given access keys, the access-key Secret,
 //! and given a cluster secret, the cluster Secret that authenticates the pods to each other.
 //!
@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -111,12 +111,12 @@ pub struct Rendered {
     pub config_hash: String,
     /// `<name>-config` with `hub.toml`.
     pub config_map: ConfigMap,
-    /// `<name>-headless`: stable pod DNS names and gossip seeds.
+    /// `<name>-headless`: the gossip seeds (every pod's address, ready or not).
     pub headless_service: Service,
     /// `<name>`: the client Service.
     pub service: Service,
     /// `<name>`: the hub pods.
-    pub stateful_set: StatefulSet,
+    pub deployment: Deployment,
     /// `<name>`, unless disabled in the spec.
     pub pdb: Option<PodDisruptionBudget>,
     /// `<name>`, when `autoscaling.enabled` (rendered as `autoscaling/v2`; the same spec is
@@ -135,7 +135,7 @@ pub struct Rendered {
 /// The names of a hub's objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
-    /// Hub name (also the StatefulSet, client Service and PDB name).
+    /// Hub name (also the Deployment, client Service and PDB name).
     pub hub: String,
     /// Namespace of the hub and all its objects.
     pub namespace: String,
@@ -269,7 +269,7 @@ pub fn render(hub: &SocketIOHub, ctx: &RenderContext) -> Result<Rendered, Render
         },
     }));
 
-    let stateful_set = stateful_set(hub, &names, ctx, &config_hash, meta(&names.hub));
+    let deployment = deployment(hub, &names, ctx, &config_hash, meta(&names.hub));
 
     let pdb = spec.pod_disruption_budget.enabled.then(|| {
         let p = &spec.pod_disruption_budget;
@@ -294,8 +294,8 @@ pub fn render(hub: &SocketIOHub, ctx: &RenderContext) -> Result<Rendered, Render
             "kind": "HorizontalPodAutoscaler",
             "metadata": meta(&names.hub),
             "spec": {
-                // The hub itself (its scale subresource), not the StatefulSet: the operator keeps
-                // owning the StatefulSet, and `kubectl scale sioh/<name>` and the HPA agree.
+                // The hub itself (its scale subresource), not the Deployment: the operator keeps
+                // owning the Deployment, and `kubectl scale sioh/<name>` and the HPA agree.
                 "scaleTargetRef": {
                     "apiVersion": format!("{}/{}", crd::GROUP, crd::VERSION),
                     "kind": "SocketIOHub",
@@ -329,7 +329,7 @@ pub fn render(hub: &SocketIOHub, ctx: &RenderContext) -> Result<Rendered, Render
         config_map,
         headless_service,
         service,
-        stateful_set,
+        deployment,
         pdb,
         hpa,
         selector: selector_string(&names.hub),
@@ -674,13 +674,13 @@ fn spec_path(config_field: &str) -> String {
         .unwrap_or_else(|| format!("hub configuration {config_field}"))
 }
 
-fn stateful_set(
+fn deployment(
     hub: &SocketIOHub,
     names: &Names,
     ctx: &RenderContext,
     config_hash: &str,
     metadata: ObjectMeta,
-) -> StatefulSet {
+) -> Deployment {
     let spec = &hub.spec;
     let image = spec.image.clone().unwrap_or_else(|| ctx.default_image.clone());
     let mut pod_annotations = spec.pod_annotations.clone();
@@ -810,16 +810,18 @@ fn stateful_set(
             spec.image_pull_secrets.iter().map(|n| json!({ "name": n })).collect::<serde_json::Value>();
     }
 
-    typed::<StatefulSet>(json!({
+    // A Deployment, not a StatefulSet: hub pods need no stable names (the seed is the headless
+    // Service's DNS name, and a pod's node name is its pod name), and the ReplicaSet controller
+    // honours `pod-deletion-cost`, so a scale-down removes the emptiest pod (podcost.rs).
+    typed::<Deployment>(json!({
         "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
+        "kind": "Deployment",
         "metadata": metadata,
         "spec": {
             "replicas": spec.replicas,
-            "serviceName": names.headless,
-            // Hub pods are peers: start and stop them together, not one by one.
-            "podManagementPolicy": "Parallel",
-            "updateStrategy": { "type": "RollingUpdate" },
+            // A new pod is ready (its recovery log settled) before an old one starts draining,
+            // so a rollout never runs with fewer pods than asked for.
+            "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 1, "maxUnavailable": 0 } },
             "revisionHistoryLimit": 5,
             "selector": { "matchLabels": selector_labels(&names.hub) },
             "template": {

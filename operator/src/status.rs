@@ -1,4 +1,4 @@
-//! Status conditions: what the observed StatefulSet means for the hub, decided without I/O.
+//! Status conditions: what the observed Deployment means for the hub, decided without I/O.
 //!
 //! Three conditions, following the Kubernetes API conventions: `Ready` (every desired pod runs
 //! the current configuration and is ready), `Progressing` (a rollout or scale is under way),
@@ -10,7 +10,7 @@
 //! inputs give the same conditions, so a status patch after a no-op reconcile changes nothing
 //! and triggers no watch event (this is what keeps an invalid hub from hot-looping).
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// Condition type: every desired pod is ready and runs the current configuration.
@@ -23,15 +23,15 @@ pub const DEGRADED: &str = "Degraded";
 /// What the reconcile achieved, as input to the conditions.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Every object was applied; here is the StatefulSet as the API server returned it.
-    Applied(Box<StatefulSet>),
+    /// Every object was applied; here is the Deployment as the API server returned it.
+    Applied(Box<Deployment>),
     /// The spec (or the Secret it references) cannot work; the message says what to change.
     Invalid(String),
     /// The API server refused or failed a request; the message says which.
     Failed(String),
 }
 
-/// Pod counts of a StatefulSet, in the hub's terms.
+/// Pod counts of the hub's Deployment, in the hub's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Rollout {
     /// Desired pods.
@@ -40,33 +40,27 @@ pub struct Rollout {
     pub ready: i32,
     /// Pods running the newest template.
     pub updated: i32,
-    /// Whether the StatefulSet controller has seen the newest spec and finished the update.
+    /// Whether the Deployment controller has seen the newest spec and no pod of an older
+    /// template is left.
     pub current: bool,
 }
 
 impl Rollout {
-    /// Read the counts off a StatefulSet.
-    pub fn of(sts: &StatefulSet) -> Rollout {
-        let desired = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let Some(st) = sts.status.as_ref() else {
+    /// Read the counts off a Deployment.
+    pub fn of(d: &Deployment) -> Rollout {
+        let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let Some(st) = d.status.as_ref() else {
             return Rollout { desired, ..Rollout::default() };
         };
-        let seen = match (st.observed_generation, sts.metadata.generation) {
+        let seen = match (st.observed_generation, d.metadata.generation) {
             (Some(observed), Some(generation)) => observed >= generation,
             (_, None) => true,
             (None, Some(_)) => false,
         };
-        // No update revision reported means no rollout is tracked: trust the counts.
-        let revision_done = match (&st.current_revision, &st.update_revision) {
-            (Some(c), Some(u)) => c == u,
-            _ => true,
-        };
-        Rollout {
-            desired,
-            ready: st.ready_replicas.unwrap_or(0),
-            updated: st.updated_replicas.unwrap_or(0),
-            current: seen && revision_done,
-        }
+        let updated = st.updated_replicas.unwrap_or(0);
+        // `replicas` counts every pod, old templates included (a surge pod, one draining).
+        let old_left = st.replicas.unwrap_or(0) > updated;
+        Rollout { desired, ready: st.ready_replicas.unwrap_or(0), updated, current: seen && !old_left }
     }
 
     /// Whether every desired pod is ready on the newest template.
@@ -200,27 +194,26 @@ fn condition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::{StatefulSetSpec, StatefulSetStatus};
+    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use k8s_openapi::jiff::Timestamp;
 
-    fn sts(generation: i64, status: Option<StatefulSetStatus>) -> StatefulSet {
-        StatefulSet {
+    fn sts(generation: i64, status: Option<DeploymentStatus>) -> Deployment {
+        Deployment {
             metadata: ObjectMeta { generation: Some(generation), ..ObjectMeta::default() },
-            spec: Some(StatefulSetSpec { replicas: Some(3), ..StatefulSetSpec::default() }),
+            spec: Some(DeploymentSpec { replicas: Some(3), ..DeploymentSpec::default() }),
             status,
         }
     }
 
-    fn st(observed: i64, ready: i32, updated: i32, revisions: (&str, &str)) -> StatefulSetStatus {
-        StatefulSetStatus {
+    /// A status: `total` pods, old templates included.
+    fn st(observed: i64, ready: i32, updated: i32, total: i32) -> DeploymentStatus {
+        DeploymentStatus {
             observed_generation: Some(observed),
-            replicas: 3,
+            replicas: Some(total),
             ready_replicas: Some(ready),
             updated_replicas: Some(updated),
-            current_revision: Some(revisions.0.into()),
-            update_revision: Some(revisions.1.into()),
-            ..StatefulSetStatus::default()
+            ..DeploymentStatus::default()
         }
     }
 
@@ -233,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn fresh_statefulset_without_status_is_progressing() {
+    fn fresh_deployment_without_status_is_progressing() {
         let cs = conditions(1, &Outcome::Applied(Box::new(sts(1, None))), &[], &t(10));
         assert_eq!(get(&cs, READY).status, "False");
         assert_eq!(get(&cs, READY).reason, "RollingOut");
@@ -244,7 +237,7 @@ mod tests {
 
     #[test]
     fn all_pods_ready_on_current_revision_is_ready() {
-        let s = sts(2, Some(st(2, 3, 3, ("r2", "r2"))));
+        let s = sts(2, Some(st(2, 3, 3, 3)));
         let cs = conditions(5, &Outcome::Applied(Box::new(s)), &[], &t(10));
         assert_eq!(get(&cs, READY).status, "True");
         assert_eq!(get(&cs, READY).message, "3/3 pods ready on the current configuration");
@@ -254,24 +247,33 @@ mod tests {
 
     #[test]
     fn stale_observed_generation_is_not_ready_even_with_ready_pods() {
-        // The StatefulSet controller has not seen the new template yet: old pods being ready
+        // The Deployment controller has not seen the new template yet: old pods being ready
         // must not make the new spec Ready.
-        let s = sts(3, Some(st(2, 3, 3, ("r2", "r2"))));
+        let s = sts(3, Some(st(2, 3, 3, 3)));
         let cs = conditions(5, &Outcome::Applied(Box::new(s)), &[], &t(10));
         assert_eq!(get(&cs, READY).status, "False");
         assert_eq!(get(&cs, READY).reason, "RollingOut");
     }
 
     #[test]
-    fn revision_mismatch_is_rolling_out() {
-        let s = sts(2, Some(st(2, 3, 1, ("r1", "r2"))));
+    fn pods_of_an_old_template_left_is_rolling_out() {
+        let s = sts(2, Some(st(2, 3, 1, 4)));
         let cs = conditions(5, &Outcome::Applied(Box::new(s)), &[], &t(10));
         assert_eq!(get(&cs, READY).message, "1/3 pods run the current configuration; rollout in progress");
     }
 
     #[test]
+    fn a_surge_pod_or_an_old_one_still_draining_is_rolling_out() {
+        // Three pods on the new template and ready, the fourth (old) one not gone yet.
+        let s = sts(2, Some(st(2, 3, 3, 4)));
+        let cs = conditions(5, &Outcome::Applied(Box::new(s)), &[], &t(10));
+        assert_eq!(get(&cs, READY).reason, "RollingOut");
+        assert_eq!(get(&cs, PROGRESSING).status, "True");
+    }
+
+    #[test]
     fn updated_but_unready_pods_are_reported() {
-        let s = sts(2, Some(st(2, 1, 3, ("r2", "r2"))));
+        let s = sts(2, Some(st(2, 1, 3, 3)));
         let cs = conditions(5, &Outcome::Applied(Box::new(s)), &[], &t(10));
         assert_eq!(get(&cs, READY).reason, "PodsNotReady");
         assert_eq!(get(&cs, READY).message, "1/3 pods ready");
@@ -290,7 +292,7 @@ mod tests {
 
     #[test]
     fn transition_time_moves_only_when_status_changes() {
-        let ready = Outcome::Applied(Box::new(sts(2, Some(st(2, 3, 3, ("r", "r"))))));
+        let ready = Outcome::Applied(Box::new(sts(2, Some(st(2, 3, 3, 3)))));
         let first = conditions(1, &ready, &[], &t(10));
         let again = conditions(2, &ready, &first, &t(20));
         assert_eq!(get(&again, READY).last_transition_time, t(10));
@@ -312,7 +314,7 @@ mod tests {
 
     #[test]
     fn api_failure_keeps_pod_conditions_and_sets_degraded() {
-        let ready = Outcome::Applied(Box::new(sts(2, Some(st(2, 3, 3, ("r", "r"))))));
+        let ready = Outcome::Applied(Box::new(sts(2, Some(st(2, 3, 3, 3)))));
         let before = conditions(1, &ready, &[], &t(10));
         let cs = conditions(1, &Outcome::Failed("etcd timeout".into()), &before, &t(20));
         assert_eq!(get(&cs, READY), get(&before, READY));
@@ -323,7 +325,7 @@ mod tests {
     #[test]
     fn transitions_name_changed_conditions_only() {
         let a = conditions(1, &Outcome::Applied(Box::new(sts(1, None))), &[], &t(1));
-        let b = conditions(1, &Outcome::Applied(Box::new(sts(1, Some(st(1, 3, 3, ("r", "r")))))), &a, &t(2));
+        let b = conditions(1, &Outcome::Applied(Box::new(sts(1, Some(st(1, 3, 3, 3))))), &a, &t(2));
         let changed: Vec<_> = transitions(&a, &b).into_iter().map(|t| (t.type_, t.status)).collect();
         assert_eq!(changed, vec![("Ready".into(), "True".into()), ("Progressing".into(), "False".into())]);
     }

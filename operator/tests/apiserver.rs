@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
@@ -196,17 +196,15 @@ async fn wait_condition(
     .await
 }
 
-/// Pretend the StatefulSet controller and kubelets did their job: every pod ready on the
-/// current template (there is no kubelet in the test control plane).
-async fn simulate_ready_pods(api: &Api<StatefulSet>, name: &str) {
-    let sts = api.get(name).await.unwrap();
-    let replicas = sts.spec.as_ref().unwrap().replicas.unwrap_or(1);
-    let generation = sts.metadata.generation.unwrap();
-    let revision = format!("{name}-{generation}");
+/// Pretend the Deployment and ReplicaSet controllers and kubelets did their job: every pod
+/// ready on the current template (there is no kubelet in the test control plane).
+async fn simulate_ready_pods(api: &Api<Deployment>, name: &str) {
+    let d = api.get(name).await.unwrap();
+    let replicas = d.spec.as_ref().unwrap().replicas.unwrap_or(1);
+    let generation = d.metadata.generation.unwrap();
     let patch = json!({ "status": {
         "observedGeneration": generation, "replicas": replicas, "readyReplicas": replicas,
-        "currentReplicas": replicas, "updatedReplicas": replicas,
-        "currentRevision": revision, "updateRevision": revision,
+        "updatedReplicas": replicas, "availableReplicas": replicas,
     }});
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
 }
@@ -255,7 +253,7 @@ async fn scenarios(env: &Env, admin: &Client, op: &Operator) {
     let ns = &format!("e2e-scenarios-{}", std::process::id());
     namespace(admin, ns).await;
     let hubs: Api<SocketIOHub> = Api::namespaced(admin.clone(), ns);
-    let stss: Api<StatefulSet> = Api::namespaced(admin.clone(), ns);
+    let stss: Api<Deployment> = Api::namespaced(admin.clone(), ns);
     let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), ns);
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), ns);
     let svcs: Api<Service> = Api::namespaced(admin.clone(), ns);
@@ -320,7 +318,7 @@ async fn scenarios(env: &Env, admin: &Client, op: &Operator) {
     let t1 = Instant::now();
     simulate_ready_pods(&stss, "chat").await;
     let hub = wait_condition(&hubs, "chat", READY, "True", 30).await;
-    eprintln!("  Ready=True {:?} after the StatefulSet reported ready pods", t1.elapsed());
+    eprintln!("  Ready=True {:?} after the Deployment reported ready pods", t1.elapsed());
     assert_eq!(hub.status.as_ref().unwrap().ready_replicas, Some(3));
     assert_eq!(hub.status.as_ref().unwrap().replicas_summary.as_deref(), Some("3/3"));
     assert!(kubectl_wait_ready(env, ns, "chat", "10s"), "kubectl wait did not see Ready=True");
@@ -329,7 +327,7 @@ async fn scenarios(env: &Env, admin: &Client, op: &Operator) {
     })
     .await;
 
-    // --- update spec → config hash changes → StatefulSet template rolls; Ready is truthful.
+    // --- update spec → config hash changes → the Deployment's template rolls; Ready is truthful.
     eprintln!("scenario: update spec rolls pods");
     let old_hash = hub.status.as_ref().unwrap().config_hash.clone().unwrap();
     let updated = apply_hub(&hubs, "chat", json!({ "replicas": 3, "pingIntervalMs": 30000 })).await;
@@ -353,7 +351,7 @@ async fn scenarios(env: &Env, admin: &Client, op: &Operator) {
     assert!(kubectl_wait_ready(env, ns, "chat", "10s"));
     // Scaling changes no configuration: the pods must not roll.
     apply_hub(&hubs, "chat", json!({ "replicas": 5, "pingIntervalMs": 30000 })).await;
-    let sts = until("StatefulSet scaled to 5", 30, || async {
+    let sts = until("Deployment scaled to 5", 30, || async {
         let s = stss.get("chat").await.ok()?;
         (s.spec.as_ref()?.replicas == Some(5)).then_some(s)
     })
@@ -365,14 +363,14 @@ async fn scenarios(env: &Env, admin: &Client, op: &Operator) {
     simulate_ready_pods(&stss, "chat").await;
     wait_condition(&hubs, "chat", READY, "True", 30).await;
 
-    // --- drift: someone edits the StatefulSet and deletes the ConfigMap; both come back.
+    // --- drift: someone edits the Deployment and deletes the ConfigMap; both come back.
     eprintln!("scenario: drift repair");
     let drift = json!({ "spec": { "replicas": 1, "template": { "metadata": { "annotations": {
         CONFIG_HASH_ANNOTATION: "tampered" } } } } });
     stss.patch("chat", &PatchParams::default(), &Patch::Merge(&drift)).await.unwrap();
     cms.delete("chat-config", &DeleteParams::default()).await.unwrap();
     let t2 = Instant::now();
-    until("StatefulSet drift reverted", 30, || async {
+    until("Deployment drift reverted", 30, || async {
         let s = stss.get("chat").await.ok()?;
         let spec = s.spec?;
         let hash = spec.template.metadata?.annotations?.get(CONFIG_HASH_ANNOTATION)?.clone();
@@ -534,8 +532,11 @@ async fn chart_rbac_is_sufficient_and_not_broader() {
         ("patch", "", "services", Some("apps")),
         ("get", "", "secrets", Some("apps")),
         ("create", "", "secrets", Some("apps")),
-        ("patch", "apps", "statefulsets", Some("apps")),
-        ("watch", "apps", "statefulsets", None),
+        ("patch", "apps", "deployments", Some("apps")),
+        ("watch", "apps", "deployments", None),
+        // The StatefulSet an older operator ran pods in: read and deleted once replaced.
+        ("get", "apps", "statefulsets", Some("apps")),
+        ("delete", "apps", "statefulsets", Some("apps")),
         ("patch", "policy", "poddisruptionbudgets", Some("apps")),
         ("delete", "policy", "poddisruptionbudgets", Some("apps")),
         ("patch", "autoscaling", "horizontalpodautoscalers", Some("apps")),
@@ -558,7 +559,9 @@ async fn chart_rbac_is_sufficient_and_not_broader() {
         ("update", "", "secrets", Some("apps")),
         ("patch", "", "secrets", Some("apps")),
         ("delete", "", "secrets", Some("apps")),
-        ("delete", "apps", "statefulsets", Some("apps")),
+        ("create", "apps", "statefulsets", Some("apps")),
+        ("patch", "apps", "statefulsets", Some("apps")),
+        ("delete", "apps", "deployments", Some("apps")),
         ("delete", "", "configmaps", Some("apps")),
         ("delete", "", "services", Some("apps")),
         ("create", "", "pods", Some("apps")),
@@ -566,7 +569,6 @@ async fn chart_rbac_is_sufficient_and_not_broader() {
         ("delete", "", "pods", Some("apps")),
         ("create", "", "pods/eviction", Some("apps")),
         ("update", "autoscaling", "horizontalpodautoscalers", Some("apps")),
-        ("create", "apps", "deployments", Some("apps")),
         ("update", "socketio.dev", "socketiohubs", Some("apps")),
         ("patch", "socketio.dev", "socketiohubs", Some("apps")),
         ("delete", "socketio.dev", "socketiohubs", Some("apps")),
@@ -679,7 +681,7 @@ async fn many_hubs_reconcile_promptly() {
     })
     .await;
     let all = t0.elapsed();
-    let stss: Api<StatefulSet> = Api::namespaced(admin.clone(), ns);
+    let stss: Api<Deployment> = Api::namespaced(admin.clone(), ns);
     assert_eq!(stss.list(&ListParams::default()).await.unwrap().items.len(), n);
     eprintln!("  {n} hubs applied in {created:?}; all reconciled {all:?} after the first apply");
     // Only this namespace counts: hubs left by earlier tests in terminating namespaces may fail
@@ -784,8 +786,8 @@ async fn autoscaling(admin: &Client, bin: &std::path::Path) {
     assert_eq!(scale.status.as_ref().and_then(|s| s.selector.clone()), Some(selector_string("live")));
 
     // The HPA controller resolves the target and asks for the metric (with readyReplicas 0 it
-    // would not ask: report two ready pods as the StatefulSet controller would).
-    let stss: Api<StatefulSet> = Api::namespaced(admin.clone(), ns);
+    // would not ask: report two ready pods as the Deployment controller would).
+    let stss: Api<Deployment> = Api::namespaced(admin.clone(), ns);
     let sts = stss.get("live").await.unwrap();
     assert_eq!(
         sts.spec.as_ref().unwrap().replicas,

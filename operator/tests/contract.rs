@@ -192,7 +192,7 @@ async fn rendered_config_runs_a_hub_a_client_connects_to() {
         http.get(format!("http://{}/socket.io/?EIO=4&transport=polling", hub.clients)).send().await.unwrap();
     assert_ne!(res.status(), 200, "the default path still answers although the spec set /rt/");
 
-    // The probes the StatefulSet points at.
+    // The probes the Deployment points at.
     for path in ["/healthz", "/readyz"] {
         let res = http.get(format!("http://{}{path}", hub.admin)).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");
@@ -260,7 +260,7 @@ fn the_rendered_prestop_hook_runs_in_a_shell_less_image() {
     }))
     .expect("a valid hub");
     let rendered = render(&hub, &RenderContext::default()).expect("spec renders");
-    let pod = rendered.stateful_set.spec.expect("spec").template.spec.expect("pod spec");
+    let pod = rendered.deployment.spec.expect("spec").template.spec.expect("pod spec");
     let hook =
         pod.containers[0].lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).expect("a preStop hook");
     let command = hook.exec.as_ref().and_then(|e| e.command.clone()).expect("an exec hook");

@@ -25,7 +25,7 @@ fn rendered_yaml(stem: &str, hub: &socketio_hub_operator::crd::SocketIOHub) -> S
         serde_json::to_value(&cluster_secret).unwrap(),
         serde_json::to_value(&r.headless_service).unwrap(),
         serde_json::to_value(&r.service).unwrap(),
-        serde_json::to_value(&r.stateful_set).unwrap(),
+        serde_json::to_value(&r.deployment).unwrap(),
     ];
     if let Some(pdb) = &r.pdb {
         docs.push(serde_json::to_value(pdb).unwrap());

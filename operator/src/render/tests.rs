@@ -32,12 +32,12 @@ fn empty_spec_renders_a_runnable_hub() {
     assert_eq!(parsed.admin_listen.port(), 9090);
     assert_eq!(r.endpoint, "http://chat.apps.svc");
     assert_eq!(r.secret_name, "chat-access-keys");
-    assert_eq!(r.stateful_set.spec.as_ref().unwrap().replicas, Some(2));
+    assert_eq!(r.deployment.spec.as_ref().unwrap().replicas, Some(2));
     // Pods authenticate each other with the cluster Secret, mounted where the config points.
     assert_eq!(r.cluster_secret_name, "chat-cluster-secret");
     assert_eq!(parsed.cluster.secret_file.as_deref(), Some("/etc/socketio-hub/cluster/clusterSecret"));
     assert_eq!(parsed.cluster.secret, None, "the secret itself never lands in the ConfigMap");
-    let pod = r.stateful_set.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let pod = r.deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
     let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "cluster-secret").unwrap();
     assert_eq!(volume.secret.as_ref().unwrap().secret_name.as_deref(), Some("chat-cluster-secret"));
     let mount = pod.containers[0]
@@ -57,7 +57,7 @@ fn every_object_is_owned_by_the_hub() {
         &r.config_map.metadata,
         &r.headless_service.metadata,
         &r.service.metadata,
-        &r.stateful_set.metadata,
+        &r.deployment.metadata,
         &r.pdb.as_ref().unwrap().metadata,
     ];
     for m in metas {
@@ -75,7 +75,7 @@ fn hash_of(spec: serde_json::Value) -> String {
 }
 
 fn template_hash(r: &Rendered) -> String {
-    let tpl = r.stateful_set.spec.as_ref().unwrap().template.metadata.as_ref().unwrap();
+    let tpl = r.deployment.spec.as_ref().unwrap().template.metadata.as_ref().unwrap();
     tpl.annotations.as_ref().unwrap()[CONFIG_HASH_ANNOTATION].clone()
 }
 
@@ -126,7 +126,7 @@ fn spec_fields_reach_the_config() {
     assert_eq!(c.shutdown_grace_ms, 30_000);
     assert_eq!(c.log.format, config::LogFormat::Text);
     // Grace = preStop sleep + drain + margin, so the drain is never cut short.
-    let pod = r.stateful_set.spec.unwrap().template.spec.unwrap();
+    let pod = r.deployment.spec.unwrap().template.spec.unwrap();
     assert_eq!(pod.termination_grace_period_seconds, Some(PRESTOP_SLEEP_SECONDS + 30 + 5));
 }
 
@@ -168,7 +168,7 @@ fn hpa_follows_the_spec_and_scales_the_hub_on_connections() {
     let hpa = serde_json::to_value(r.hpa.expect("an HPA")).unwrap();
     assert_eq!(hpa["metadata"]["ownerReferences"][0]["kind"], "SocketIOHub");
     let spec = &hpa["spec"];
-    assert_eq!(spec["scaleTargetRef"]["kind"], "SocketIOHub", "the HPA scales the hub, not the StatefulSet");
+    assert_eq!(spec["scaleTargetRef"]["kind"], "SocketIOHub", "the HPA scales the hub, not the Deployment");
     assert_eq!((spec["minReplicas"].clone(), spec["maxReplicas"].clone()), (json!(2), json!(8)));
     assert_eq!(spec["metrics"][0]["type"], "Pods");
     assert_eq!(spec["metrics"][0]["pods"]["metric"]["name"], CONNECTIONS_METRIC);
@@ -181,8 +181,8 @@ fn hpa_follows_the_spec_and_scales_the_hub_on_connections() {
         spec["behavior"]["scaleDown"]["policies"][0],
         json!({ "type": "Pods", "value": 2, "periodSeconds": 60 })
     );
-    // The scale subresource's selector selects exactly the StatefulSet's pods.
-    let sts_selector = r.stateful_set.spec.unwrap().selector.match_labels.unwrap();
+    // The scale subresource's selector selects exactly the Deployment's pods.
+    let sts_selector = r.deployment.spec.unwrap().selector.match_labels.unwrap();
     let from_string: std::collections::BTreeMap<String, String> = r
         .selector
         .split(',')
@@ -305,7 +305,7 @@ fn the_admin_ui_reaches_the_config_with_its_hash_secret_mounted() {
     assert_eq!(a.username.as_deref(), Some("admin"));
     assert_eq!(a.mode, config::AdminUiMode::Development);
     assert_eq!(a.password_hash_file.as_deref(), Some("/etc/socketio-hub/admin-ui/password-hash"));
-    let pod = r.stateful_set.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let pod = r.deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
     let vol = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "admin-ui").expect("admin-ui volume");
     let secret = vol.secret.as_ref().unwrap();
     assert_eq!(secret.secret_name.as_deref(), Some("chat-admin-ui"));
@@ -315,7 +315,7 @@ fn the_admin_ui_reaches_the_config_with_its_hash_secret_mounted() {
     // Off (or absent): no volume, and the config section keeps its defaults.
     let off = render(&hub(json!({ "adminUi": { "enabled": false } })), &ctx()).unwrap();
     assert!(!off.config.admin_ui.enabled);
-    let pod = off.stateful_set.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let pod = off.deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
     assert!(!pod.volumes.as_ref().unwrap().iter().any(|v| v.name == "admin-ui"));
     // Enabled without credentials is refused with the spec field named.
     let err = render(&hub(json!({ "adminUi": { "enabled": true } })), &ctx()).unwrap_err().to_string();
