@@ -812,6 +812,15 @@ impl Peers for Cluster {
         tag == self.tag || self.membership.read().by_tag(tag).is_some()
     }
 
+    fn release_session(&self, ns: &str, pid: &str, origin: NodeTag) {
+        let Some(peer) = self.peer_by_tag(origin) else { return };
+        // A claim whose answer nobody waits for: the origin retires its socket either way.
+        let id = self.fresh_id();
+        let msg =
+            Msg::Request { id, ns: ns.to_string(), sel: Selector::default(), op: Op::Claim(pid.to_string()) };
+        self.send_msg(&peer, &msg);
+    }
+
     fn claim_session(
         self: Arc<Self>,
         ns: String,

@@ -85,6 +85,12 @@ impl Hub {
         }
         let Some(ns) = self.namespace(nsp) else { return };
         let Some(rec) = &ns.recovery else { return };
+        if let Some(origin) = rec.live_origin(pid) {
+            // A replica of a socket its node still reports connected: the client is back here,
+            // so that node's socket is a husk; it lets it go while this one restores.
+            peers.release_session(nsp, pid, origin);
+            return;
+        }
         if rec.holds(pid) {
             return;
         }

@@ -98,6 +98,9 @@ pub trait Peers: Send + Sync + 'static {
     fn claim_session(self: Arc<Self>, ns: String, pid: String) -> BoxFut<Option<(recovery::Session, u64)>>;
     /// Whether the node minting `tag` is this node or a live peer.
     fn is_live(&self, tag: crate::ids::NodeTag) -> bool;
+    /// Socket `pid` of `ns`, replicated here from peer `origin`, is being restored here: tell
+    /// `origin` to let its socket go (its transport is dead, not yet timed out there). No wait.
+    fn release_session(&self, ns: &str, pid: &str, origin: crate::ids::NodeTag);
 }
 
 /// One hub node.

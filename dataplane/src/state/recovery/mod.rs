@@ -258,6 +258,15 @@ impl Recovery {
         self.hold(pid, session, Held::Saved { at });
     }
 
+    /// The node whose connected socket session `pid` replicates, when this node holds such a
+    /// replica.
+    pub fn live_origin(&self, pid: &str) -> Option<NodeTag> {
+        match self.sessions.lock().get(pid) {
+            Some((_, Held::Live { origin })) => Some(*origin),
+            _ => None,
+        }
+    }
+
     /// Whether this node holds session `pid`.
     pub fn holds(&self, pid: &str) -> bool {
         self.sessions.lock().contains_key(pid)
