@@ -1,13 +1,15 @@
 //! This node's outbound mesh links, one per peer, and the links of peers the failure detector
-//! just declared down, kept for `LINGER_MS`.
+//! just declared down, kept for a linger period (half the quorum grace, see `Cluster`).
 //!
 //! Why linger: a failure detector flaps under load (a peer looks dead for a round or two and is
 //! back). Closing its link on the first `Down` dropped every frame meant for it meanwhile — a
 //! gap in each recovery stream it logs, which then refuses every replay across the gap. A
 //! lingering link keeps taking the frames that every peer must get (the recovery log), in
 //! order, and a peer that comes back under the same id and address gets its link back with the
-//! queue intact. A peer that stays down has its link closed after the linger; its queue is
-//! bounded like any link's.
+//! queue intact. A peer that stays down has its link closed after the linger, its queue with it.
+//! The linger is shorter than the quorum grace: a peer down that long may be fenced, and a
+//! fenced node's log restarts — frames queued for it while it was cut off would reach it after
+//! the heal and be delivered to clients that already had them.
 //!
 //! Invariant: a peer has at most one link, live or lingering.
 
@@ -16,9 +18,6 @@ use std::net::SocketAddr;
 
 use super::mesh::Link;
 use super::NodeId;
-
-/// How long the link of a peer declared down is kept.
-pub const LINGER_MS: u64 = 10_000;
 
 struct Held {
     link: Link,
@@ -68,9 +67,9 @@ impl Links {
         self.live.keys()
     }
 
-    /// Close lingering links older than `LINGER_MS` at `now`.
-    pub fn expire(&mut self, now: u64) {
-        self.lingering.retain(|_, (_, since)| now.saturating_sub(*since) < LINGER_MS);
+    /// Close lingering links older than `linger_ms` at `now`.
+    pub fn expire(&mut self, now: u64, linger_ms: u64) {
+        self.lingering.retain(|_, (_, since)| now.saturating_sub(*since) < linger_ms);
     }
 
     /// Close every link.
@@ -87,6 +86,8 @@ mod tests {
     use super::*;
     use crate::cluster::metrics::ClusterMetrics;
     use crate::cluster::secret::ClusterKeys;
+
+    const LINGER: u64 = 500;
 
     fn node(name: &str) -> NodeId {
         NodeId { name: Arc::from(name), generation: 1 }
@@ -120,9 +121,9 @@ mod tests {
         assert!(links.get(&b).is_none());
         // a goes for good: closed once the linger is over.
         links.down(&a, 3_000, false);
-        links.expire(3_000 + LINGER_MS - 1);
+        links.expire(3_000 + LINGER - 1, LINGER);
         assert!(links.get(&a).is_some());
-        links.expire(3_000 + LINGER_MS);
+        links.expire(3_000 + LINGER, LINGER);
         assert!(links.get(&a).is_none());
         // Back at another address after the linger: a new link.
         links.up(&a, "127.0.0.1:10".parse().unwrap(), || open(&a, addr));

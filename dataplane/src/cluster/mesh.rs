@@ -12,6 +12,7 @@
 //! which aborts its task. Frames arrive already encoded (`codec::encode`), once per message;
 //! encryption happens per link, on the batch, so many small frames share one record.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -310,6 +311,22 @@ pub async fn serve<F>(
 ) where
     F: Fn(&NodeId, Bytes) + Send + Sync + Clone + 'static,
 {
+    serve_epoch(listener, me, keys, metrics, Arc::new(AtomicU64::new(0)), on_frame).await
+}
+
+/// `serve`, where a link accepted while `epoch` had another value than it has now is closed
+/// at its next frame, and that frame dropped (the node was fenced since: what the link still
+/// carries was sent before the partition).
+pub async fn serve_epoch<F>(
+    listener: TcpListener,
+    me: NodeId,
+    keys: Arc<ClusterKeys>,
+    metrics: Arc<ClusterMetrics>,
+    epoch: Arc<AtomicU64>,
+    on_frame: F,
+) where
+    F: Fn(&NodeId, Bytes) + Send + Sync + Clone + 'static,
+{
     let mut links = tokio::task::JoinSet::new();
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
@@ -329,6 +346,8 @@ pub async fn serve<F>(
         };
         let _ = stream.set_nodelay(true);
         let (me, keys, metrics, on_frame) = (me.clone(), keys.clone(), metrics.clone(), on_frame.clone());
+        let epoch = epoch.clone();
+        let accepted_in = epoch.load(Ordering::SeqCst);
         links.spawn(async move {
             let accepted = tokio::time::timeout(CONNECT_TIMEOUT, accept(stream, &me, &keys))
                 .await
@@ -346,7 +365,7 @@ pub async fn serve<F>(
                     return;
                 }
             };
-            if let Err(e) = receive(stream, &from, opener, &metrics, on_frame).await {
+            if let Err(e) = receive(stream, &from, opener, &metrics, (&epoch, accepted_in), on_frame).await {
                 if matches!(e, LinkError::Noise(_)) {
                     metrics.mesh_dropped.with_label_values(&["bad_record"]).inc();
                     tracing::warn!(%remote, peer = %from, error = %e, "mesh link closed: bad record");
@@ -380,6 +399,7 @@ async fn receive<F>(
     from: &NodeId,
     mut opener: Opener,
     metrics: &ClusterMetrics,
+    (epoch, accepted_in): (&AtomicU64, u64),
     on_frame: F,
 ) -> Result<(), LinkError>
 where
@@ -392,6 +412,11 @@ where
         r.read_exact(&mut record[..n]).await?;
         opener.open(&record[..n])?;
         while let Some(body) = opener.next_frame()? {
+            if epoch.load(Ordering::SeqCst) != accepted_in {
+                metrics.mesh_dropped.with_label_values(&["stale_link"]).inc();
+                tracing::info!(peer = %from, "inbound mesh link from before the fence closed");
+                return Ok(());
+            }
             metrics.mesh_messages.with_label_values(&["in"]).inc();
             metrics.mesh_bytes.with_label_values(&["in"]).inc_by(body.len() as u64 + 4);
             on_frame(from, body);

@@ -12,7 +12,8 @@ pub struct ClusterMetrics {
     /// Mesh bytes by direction.
     pub mesh_bytes: IntCounterVec,
     /// Mesh frames dropped, by reason (`queue_full`, `no_link`, `write_failed`, `bad_frame`;
-    /// `bad_record`: an inbound record that failed to authenticate, which closes the link).
+    /// `bad_record`: an inbound record that failed to authenticate, which closes the link;
+    /// `stale_link`: a frame on an inbound link accepted before this node was fenced).
     pub mesh_dropped: IntCounterVec,
     /// Mesh handshakes refused, by reason (`auth`: another cluster secret; `version`,
     /// `not_mesh`, `malformed`, `identity`, `timeout`, `closed`, `busy`: too many at once).
@@ -137,7 +138,7 @@ impl ClusterMetrics {
         for result in ["claimed", "unknown"] {
             self.recovery_claims.with_label_values(&[result]);
         }
-        for reason in ["queue_full", "no_link", "write_failed", "bad_frame", "bad_record"] {
+        for reason in ["queue_full", "no_link", "write_failed", "bad_frame", "bad_record", "stale_link"] {
             self.mesh_dropped.with_label_values(&[reason]);
         }
         for kind in ["polling", "websocket"] {

@@ -203,6 +203,9 @@ pub struct Cluster {
     placement: replicas::Placement,
     /// The members this node knows, and whether it is fenced for want of a majority of them.
     quorum: Mutex<quorum::Verdict>,
+    /// Bumped at every fence: inbound mesh links accepted before it are closed at their next
+    /// frame, which is dropped (`mesh::serve_epoch`).
+    inbound_epoch: Arc<AtomicU64>,
 }
 
 /// Where peers reach this node: the advertised host with a bound port.
@@ -266,6 +269,7 @@ impl Cluster {
             epoch: std::time::Instant::now(),
             placement: replicas::Placement::default(),
             quorum: Mutex::new(quorum::Verdict::default()),
+            inbound_epoch: Arc::new(AtomicU64::new(0)),
         });
         let info = gossip::SelfInfo {
             id: me.clone(),
@@ -280,8 +284,14 @@ impl Cluster {
                 c.on_frame(from, body);
             }
         };
-        let mut tasks =
-            vec![tokio::spawn(mesh::serve(listener, me.clone(), keys.clone(), metrics.clone(), on_frame))];
+        let mut tasks = vec![tokio::spawn(mesh::serve_epoch(
+            listener,
+            me.clone(),
+            keys.clone(),
+            metrics.clone(),
+            cluster.inbound_epoch.clone(),
+            on_frame,
+        ))];
         let handle = Arc::new(
             gossip::start(&info, gossip_listen, keys, metrics, c.seeds.clone(), settings.gossip_interval)
                 .await?,
@@ -407,6 +417,9 @@ impl Cluster {
         drop(v);
         let Some(hub) = self.hub.upgrade() else { return };
         if fence {
+            // Frames still in flight on today's inbound links were sent for the cluster this
+            // node is leaving; once cut off, none of them may be applied after the heal.
+            self.inbound_epoch.fetch_add(1, Ordering::SeqCst);
             tracing::warn!(seen, members, "fenced: this node sees less than half of its cluster");
             self.metrics.fenced.set(1);
             self.metrics.fences.inc();
@@ -421,7 +434,8 @@ impl Cluster {
     /// Forget members that failed longer ago than `quorum_forget` (called every publish tick).
     pub(crate) fn tick_quorum(&self) {
         let now = self.now_ms();
-        self.links.lock().expire(now);
+        let linger = (self.settings.quorum_grace / 2).max(Duration::from_millis(500));
+        self.links.lock().expire(now, linger.as_millis() as u64);
         let forget = self.settings.quorum_forget.as_millis() as u64;
         self.judge_quorum(|q| {
             q.expire(now, forget);
