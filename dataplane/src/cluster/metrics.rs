@@ -54,32 +54,25 @@ impl ClusterMetrics {
             r.register(Box::new(m.clone())).expect("metric registered once");
             m
         };
-        let peers =
-            IntGauge::new("cluster_peers", "Live cluster peers (this node excluded).").expect("valid metric");
-        r.register(Box::new(peers.clone())).expect("metric registered once");
-        let authenticated = IntGauge::new(
-            "cluster_authenticated",
-            "1 when mesh and gossip are authenticated by a cluster secret, 0 when anyone may join.",
-        )
-        .expect("valid metric");
-        r.register(Box::new(authenticated.clone())).expect("metric registered once");
-        let recovery_refused = IntCounter::new(
-            "recovery_replicas_refused_total",
-            "Replicas of peers' recovery sessions refused because recovery.max_sessions were held.",
-        )
-        .expect("valid metric");
-        r.register(Box::new(recovery_refused.clone())).expect("metric registered once");
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
             r.register(Box::new(g.clone())).expect("metric registered once");
             g
         };
-        let fences = IntCounter::new(
-            "cluster_fences_total",
-            "Times this node was fenced: it saw less than half of its cluster's members.",
-        )
-        .expect("valid metric");
-        r.register(Box::new(fences.clone())).expect("metric registered once");
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            r.register(Box::new(c.clone())).expect("metric registered once");
+            c
+        };
+        let peers = gauge("cluster_peers", "Live cluster peers (this node excluded).");
+        let authenticated = gauge(
+            "cluster_authenticated",
+            "1 when mesh and gossip are authenticated by a cluster secret, 0 when anyone may join.",
+        );
+        let recovery_refused = counter(
+            "recovery_replicas_refused_total",
+            "Replicas of peers' recovery sessions refused because recovery.max_sessions were held.",
+        );
         ClusterMetrics {
             quorum_members: gauge(
                 "cluster_quorum_members",
@@ -89,7 +82,10 @@ impl ClusterMetrics {
                 "cluster_fenced",
                 "1 while this node is fenced (cut off from the majority of its cluster), else 0.",
             ),
-            fences,
+            fences: counter(
+                "cluster_fences_total",
+                "Times this node was fenced: it saw less than half of its cluster's members.",
+            ),
             authenticated,
             recovery_refused,
             recovery_claims: counter_vec(

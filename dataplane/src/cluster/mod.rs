@@ -149,6 +149,8 @@ pub struct Settings {
     pub quorum_forget: Duration,
     /// How long the quorum must be lost before the node fences (outlasts a detector flap).
     pub quorum_grace: Duration,
+    /// How long a down peer's link lingers (`links.rs`): half the grace, at least 500 ms.
+    pub link_linger: Duration,
     /// How long a node that sees a majority again waits before it serves (its recovery log
     /// settles first).
     pub rejoin_settle: Duration,
@@ -158,6 +160,8 @@ impl Settings {
     /// Defaults applied to `config`.
     pub fn from_config(config: &HubConfig) -> Self {
         let c = &config.cluster;
+        let quorum_grace =
+            (Duration::from_millis(c.gossip_interval_ms.unwrap_or(200)) * 10).max(Duration::from_secs(1));
         Settings {
             gossip_interval: Duration::from_millis(c.gossip_interval_ms.unwrap_or(200)),
             queue_frames: c.mesh_queue_frames.unwrap_or(8192),
@@ -168,8 +172,8 @@ impl Settings {
             recovery_replicas: config.socketio.recovery.replicas,
             quorum: c.quorum.unwrap_or(true),
             quorum_forget: Duration::from_millis(c.quorum_forget_ms.unwrap_or(30_000)),
-            quorum_grace: (Duration::from_millis(c.gossip_interval_ms.unwrap_or(200)) * 10)
-                .max(Duration::from_secs(1)),
+            quorum_grace,
+            link_linger: (quorum_grace / 2).max(Duration::from_millis(500)),
             rejoin_settle: Duration::from_millis(match config.socketio.recovery.enabled {
                 true => crate::state::recovery::SETTLE_MS,
                 false => 1000,
@@ -337,31 +341,7 @@ impl Cluster {
         let mut m = self.membership.write();
         let was_ready: HashMap<NodeId, bool> = m.peers().map(|p| (p.id.clone(), p.ready)).collect();
         let changes = m.apply(peers);
-        for change in &changes {
-            let membership::Change::Down(id) = change else { continue };
-            // A Down followed by an Up of the same id is a new mesh address, not a loss.
-            let relinked = changes.iter().any(|c| matches!(c, membership::Change::Up(up, _) if up == id));
-            if !relinked {
-                let how = if was_ready.get(id).copied().unwrap_or(false) { "failed" } else { "left" };
-                self.metrics.peers_lost.with_label_values(&[how]).inc();
-            }
-        }
-        m.expire_hints(self.now_ms());
-        self.metrics.peers.set(m.len() as i64);
-        let live: Vec<NodeId> = m.peers().map(|p| p.id.clone()).collect();
-        let (mut failed, mut left) = (Vec::new(), Vec::new());
-        for change in &changes {
-            if let membership::Change::Down(id) = change {
-                match was_ready.get(id).copied().unwrap_or(false) {
-                    true => failed.push(id.clone()),
-                    false => left.push(id.clone()),
-                }
-            }
-        }
-        let changed = !changes.is_empty();
-        let mut down = Vec::new();
-        let mut up = Vec::new();
-        let now = self.now_ms();
+        // A Down followed by an Up of the same id is a new mesh address, not a loss.
         let moved: Vec<NodeId> = changes
             .iter()
             .filter_map(|c| match c {
@@ -369,6 +349,25 @@ impl Cluster {
                 membership::Change::Down(_) => None,
             })
             .collect();
+        // Peers that went away after gossiping not-ready left (drained); the others failed.
+        let mut left = Vec::new();
+        for change in &changes {
+            let membership::Change::Down(id) = change else { continue };
+            let ready = was_ready.get(id).copied().unwrap_or(false);
+            if !ready {
+                left.push(id.clone());
+            }
+            if !moved.contains(id) {
+                self.metrics.peers_lost.with_label_values(&[if ready { "failed" } else { "left" }]).inc();
+            }
+        }
+        let now = self.now_ms();
+        m.expire_hints(now);
+        self.metrics.peers.set(m.len() as i64);
+        let live: Vec<NodeId> = m.peers().map(|p| p.id.clone()).collect();
+        let changed = !changes.is_empty();
+        let mut down = Vec::new();
+        let mut up = Vec::new();
         for change in changes {
             match change {
                 membership::Change::Up(id, addr) => {
@@ -394,7 +393,7 @@ impl Cluster {
         }
         drop(m);
         drop(links);
-        self.judge_quorum(|q| q.update(&live, &failed, &left, now));
+        self.judge_quorum(|q| q.update(&live, &left, now));
         if let Some(apps) = self.apps.get() {
             apps.peers_changed(&down);
         }
@@ -434,17 +433,11 @@ impl Cluster {
     /// Forget members that failed longer ago than `quorum_forget` (called every publish tick).
     pub(crate) fn tick_quorum(&self) {
         let now = self.now_ms();
-        let linger = (self.settings.quorum_grace / 2).max(Duration::from_millis(500));
-        self.links.lock().expire(now, linger.as_millis() as u64);
+        self.links.lock().expire(now, self.settings.link_linger.as_millis() as u64);
         let forget = self.settings.quorum_forget.as_millis() as u64;
         self.judge_quorum(|q| {
             q.expire(now, forget);
         });
-    }
-
-    /// Whether this node is fenced (cut off from the majority of its cluster).
-    pub fn is_fenced(&self) -> bool {
-        self.quorum.lock().fenced()
     }
 
     /// Plug in the server link's side of the mesh (link mode; once, at start).
@@ -827,12 +820,7 @@ impl Peers for Cluster {
     }
 
     fn release_session(&self, ns: &str, pid: &str, origin: NodeTag) {
-        let Some(peer) = self.peer_by_tag(origin) else { return };
-        // A claim whose answer nobody waits for: the origin retires its socket either way.
-        let id = self.fresh_id();
-        let msg =
-            Msg::Request { id, ns: ns.to_string(), sel: Selector::default(), op: Op::Claim(pid.to_string()) };
-        self.send_msg(&peer, &msg);
+        self.release(ns, pid, origin);
     }
 
     fn claim_session(

@@ -36,23 +36,14 @@ pub struct Quorum {
 
 impl Quorum {
     /// A membership change at `now`: the peers live now, and those that went down since the
-    /// previous change, split by whether they were ready (`failed`) or not (`left`).
-    pub fn update(&mut self, live: &[NodeId], failed: &[NodeId], left: &[NodeId], now: u64) {
+    /// previous change while not ready (`left`). Any other member missing from `live` failed.
+    pub fn update(&mut self, live: &[NodeId], left: &[NodeId], now: u64) {
         let is_live = |name: &str| live.iter().any(|p| &*p.name == name);
         for p in left {
             if !is_live(&p.name) {
                 self.members.remove(&p.name);
             }
         }
-        for p in failed {
-            if !is_live(&p.name) {
-                self.members.entry(p.name.clone()).or_insert(Member::Failed { since: now });
-                if let Some(m @ Member::Live) = self.members.get_mut(&p.name) {
-                    *m = Member::Failed { since: now };
-                }
-            }
-        }
-        // A member that vanished from the live set without a reported change failed too.
         for (name, m) in self.members.iter_mut() {
             if *m == Member::Live && !is_live(name) {
                 *m = Member::Failed { since: now };
@@ -131,19 +122,19 @@ mod tests {
     fn a_node_cut_off_from_two_peers_loses_the_quorum_and_gets_it_back() {
         let mut q = Quorum::default();
         assert!(q.held(), "alone from the start: a cluster of one");
-        q.update(&[n("b", 1), n("c", 1)], &[], &[], 0);
+        q.update(&[n("b", 1), n("c", 1)], &[], 0);
         assert_eq!(q.counts(), (3, 3));
-        q.update(&[], &[n("b", 1), n("c", 1)], &[], 100);
+        q.update(&[], &[], 100);
         assert!(!q.held(), "1 of 3");
-        q.update(&[n("b", 1), n("c", 1)], &[], &[], 200);
+        q.update(&[n("b", 1), n("c", 1)], &[], 200);
         assert!(q.held());
     }
 
     #[test]
     fn the_majority_side_keeps_the_quorum() {
         let mut q = Quorum::default();
-        q.update(&[n("b", 1), n("c", 1)], &[], &[], 0);
-        q.update(&[n("b", 1)], &[n("c", 1)], &[], 100);
+        q.update(&[n("b", 1), n("c", 1)], &[], 0);
+        q.update(&[n("b", 1)], &[], 100);
         assert_eq!(q.counts(), (2, 3));
         assert!(q.held());
     }
@@ -151,23 +142,23 @@ mod tests {
     #[test]
     fn a_tie_keeps_serving() {
         let mut q = Quorum::default();
-        q.update(&[n("b", 1)], &[], &[], 0);
-        q.update(&[], &[n("b", 1)], &[], 100);
+        q.update(&[n("b", 1)], &[], 0);
+        q.update(&[], &[], 100);
         assert_eq!(q.counts(), (1, 2));
         assert!(q.held(), "two nodes cannot tell a partition from a crash");
         let mut q = Quorum::default();
-        q.update(&[n("b", 1), n("c", 1), n("d", 1)], &[], &[], 0);
-        q.update(&[n("b", 1)], &[n("c", 1), n("d", 1)], &[], 100);
+        q.update(&[n("b", 1), n("c", 1), n("d", 1)], &[], 0);
+        q.update(&[n("b", 1)], &[], 100);
         assert!(q.held(), "2 of 4");
     }
 
     #[test]
     fn peers_that_drained_do_not_count() {
         let mut q = Quorum::default();
-        q.update(&[n("b", 1), n("c", 1)], &[], &[], 0);
+        q.update(&[n("b", 1), n("c", 1)], &[], 0);
         // A rolling update: b and c drain and leave one after the other; a stays serving.
-        q.update(&[n("c", 1)], &[], &[n("b", 1)], 100);
-        q.update(&[], &[], &[n("c", 1)], 200);
+        q.update(&[n("c", 1)], &[n("b", 1)], 100);
+        q.update(&[], &[n("c", 1)], 200);
         assert_eq!(q.counts(), (1, 1));
         assert!(q.held());
     }
@@ -175,22 +166,22 @@ mod tests {
     #[test]
     fn a_restarted_peer_takes_its_place_by_name() {
         let mut q = Quorum::default();
-        q.update(&[n("b", 1), n("c", 1)], &[], &[], 0);
-        q.update(&[n("c", 1)], &[n("b", 1)], &[], 100);
-        // b comes back as a new generation; its old one's late Down changes nothing.
-        q.update(&[n("b", 2), n("c", 1)], &[n("b", 1)], &[], 200);
+        q.update(&[n("b", 1), n("c", 1)], &[], 0);
+        q.update(&[n("c", 1)], &[], 100);
+        // b comes back as a new generation, under its name.
+        q.update(&[n("b", 2), n("c", 1)], &[], 200);
         assert_eq!(q.counts(), (3, 3));
         // And a new generation seen while the old one is reported left still counts.
-        q.update(&[n("b", 3), n("c", 1)], &[], &[n("b", 2)], 300);
+        q.update(&[n("b", 3), n("c", 1)], &[n("b", 2)], 300);
         assert_eq!(q.counts(), (3, 3));
     }
 
     #[test]
     fn failed_members_are_forgotten_after_the_window() {
         let mut q = Quorum::default();
-        q.update(&[n("b", 1), n("c", 1)], &[], &[], 0);
-        q.update(&[n("c", 1)], &[n("b", 1)], &[], 1_000);
-        q.update(&[], &[n("c", 1)], &[], 2_000);
+        q.update(&[n("b", 1), n("c", 1)], &[], 0);
+        q.update(&[n("c", 1)], &[], 1_000);
+        q.update(&[], &[], 2_000);
         assert!(!q.held());
         assert!(!q.expire(30_999, 30_000));
         assert!(q.expire(31_000, 30_000), "b forgotten");
@@ -203,21 +194,21 @@ mod tests {
     #[test]
     fn the_fence_waits_out_a_flap_and_lifts_at_once() {
         let mut v = Verdict::default();
-        v.quorum.update(&[n("b", 1), n("c", 1)], &[], &[], 0);
+        v.quorum.update(&[n("b", 1), n("c", 1)], &[], 0);
         assert_eq!(v.judge(0, 1_000), None);
         // b and c look dead for 300 ms: no fence.
-        v.quorum.update(&[], &[n("b", 1), n("c", 1)], &[], 100);
+        v.quorum.update(&[], &[], 100);
         assert_eq!(v.judge(100, 1_000), None);
-        v.quorum.update(&[n("b", 1), n("c", 1)], &[], &[], 400);
+        v.quorum.update(&[n("b", 1), n("c", 1)], &[], 400);
         assert_eq!(v.judge(400, 1_000), None);
         // Cut off for good: fenced once the grace period has passed, once.
-        v.quorum.update(&[], &[n("b", 1), n("c", 1)], &[], 500);
+        v.quorum.update(&[], &[], 500);
         assert_eq!(v.judge(500, 1_000), None, "the grace period starts again");
         assert_eq!(v.judge(1_499, 1_000), None);
         assert_eq!(v.judge(1_500, 1_000), Some(true));
         assert_eq!(v.judge(1_600, 1_000), None);
         assert!(v.fenced());
-        v.quorum.update(&[n("b", 1)], &[], &[], 2_000);
+        v.quorum.update(&[n("b", 1)], &[], 2_000);
         assert_eq!(v.judge(2_000, 1_000), Some(false), "lifted as soon as a majority is seen");
         assert_eq!(v.judge(2_100, 1_000), None);
     }
@@ -225,8 +216,8 @@ mod tests {
     #[test]
     fn a_member_missing_from_the_live_set_counts_as_failed() {
         let mut q = Quorum::default();
-        q.update(&[n("b", 1), n("c", 1)], &[], &[], 0);
-        q.update(&[], &[], &[], 100);
+        q.update(&[n("b", 1), n("c", 1)], &[], 0);
+        q.update(&[], &[], 100);
         assert_eq!(q.counts(), (1, 3));
         assert!(!q.expire(100, 30_000));
     }

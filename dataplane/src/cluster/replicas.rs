@@ -52,6 +52,11 @@ pub fn choose(pid: &str, mut peers: Vec<NodeId>, k: usize) -> Vec<NodeId> {
     peers
 }
 
+/// The request that claims recovery session `pid` of `ns` from a peer.
+fn claim_request(ns: &str, pid: &str, id: u64) -> Msg {
+    Msg::Request { id, ns: ns.to_string(), sel: Selector::default(), op: Op::Claim(pid.to_string()) }
+}
+
 /// The tag in the ids node `id` mints (and in its recovery stamps).
 pub fn tag_of(id: &NodeId) -> NodeTag {
     NodeTag::derive(&id.name, id.generation)
@@ -173,21 +178,21 @@ impl Cluster {
         self.broadcast_to(&peers, &Msg::RecGone { ns: ns.to_string(), pid: pid.to_string(), keep });
     }
 
+    /// A client is restored here from this node's replica of `origin`'s socket `pid`: the
+    /// claim `origin` gets (it retires its socket), its answer not awaited.
+    pub(super) fn release(&self, ns: &str, pid: &str, origin: NodeTag) {
+        if let Some(peer) = self.peer_by_tag(origin) {
+            self.send_msg(&peer, &claim_request(ns, pid, self.fresh_id()));
+        }
+    }
+
     /// Claim recovery session `pid` of `ns` from the peers (a client reconnected here with it):
     /// the first holder's answer, with how long ago the socket disconnected.
     pub async fn claim(self: &Arc<Self>, ns: &str, pid: &str) -> Option<(Session, u64)> {
         let mut calls: FuturesUnordered<_> = self
             .peer_ids()
             .iter()
-            .map(|p| {
-                self.start_call(p, |id| Msg::Request {
-                    id,
-                    ns: ns.to_string(),
-                    sel: Selector::default(),
-                    op: Op::Claim(pid.to_string()),
-                })
-                .wait()
-            })
+            .map(|p| self.start_call(p, |id| claim_request(ns, pid, id)).wait())
             .collect();
         while let Some(answer) = calls.next().await {
             if let Some(Reply::Session(Some(c))) = answer {

@@ -12,7 +12,7 @@ use super::packet::{self, Args};
 use super::recovery::{Restored, Stamp};
 use super::socket::{AckSink, Socket};
 use super::{sio, Hub};
-use crate::engine::{CloseReason, Conn, Delivery};
+use crate::engine::{Conn, Delivery};
 use crate::ids::{Room, SocketId};
 
 /// A namespace connect that passed the hub's checks and awaits the application's answer.
@@ -249,12 +249,8 @@ impl Hub {
         let previous = ns.sockets.get(&id).map(|s| s.clone());
         if let Some(old) = previous {
             // The client recovered its socket before this node noticed its old session was
-            // gone: the old incarnation leaves first (the rooms are the new one's now), and its
-            // session goes when nothing else is on it.
-            self.remove_socket(&old, "transport close", false);
-            if sio(&old.conn).sockets.lock().is_empty() {
-                self.close_conn(&old.conn, CloseReason::ForcedClose);
-            }
+            // gone: the old incarnation leaves first (the rooms are the new one's now).
+            self.retire_socket(&old);
         }
         ns.sockets.insert(id.clone(), socket.clone());
         if let Some(pid) = &pid {

@@ -61,9 +61,8 @@ impl Hub {
     }
 
     /// Fence the node (it sees less than half of its cluster): not ready, no new sessions,
-    /// recovery state forgotten, clients closed paced over `drain_period_ms`. Returns the
-    /// fence's number; `unfence` with a later one ends it.
-    pub fn fence(self: &Arc<Self>) -> u64 {
+    /// recovery state forgotten, clients closed paced over `drain_period_ms`, until `unfence`.
+    pub fn fence(self: &Arc<Self>) {
         let epoch = self.fence_epoch.fetch_add(1, Ordering::SeqCst) + 1;
         self.engine.set_fenced(true);
         self.ready.store(false, Ordering::SeqCst);
@@ -83,7 +82,6 @@ impl Hub {
             }
             tracing::warn!(closed, "fenced: clients sent to the rest of the cluster");
         });
-        epoch
     }
 
     /// The node sees a majority again: after the recovery settle time (its log restarts it,

@@ -204,6 +204,16 @@ impl Hub {
         }
     }
 
+    /// Retire a socket whose client came back elsewhere under the same recovery id (its
+    /// transport is dead, not yet timed out): it leaves, not kept for recovery, and its session
+    /// closes when nothing else is on it.
+    pub fn retire_socket(&self, socket: &Arc<Socket>) {
+        self.remove_socket(socket, "transport close", false);
+        if sio(&socket.conn).sockets.lock().is_empty() {
+            self.close_conn(&socket.conn, CloseReason::ForcedClose);
+        }
+    }
+
     /// Server-side disconnect of one socket (REST or app); with `close`, the whole session.
     pub fn disconnect_socket(&self, socket: &Arc<Socket>, close: bool) {
         self.send_to(socket, &packet::disconnect(&socket.ns.name), Delivery::Reliable);

@@ -116,10 +116,7 @@ impl Hub {
                     rooms: old.room_list().iter().map(|r| r.to_string()).collect(),
                     age_ms: 0,
                 };
-                self.remove_socket(&old, "transport close", false);
-                if super::sio(&old.conn).sockets.lock().is_empty() {
-                    self.close_conn(&old.conn, crate::engine::CloseReason::ForcedClose);
-                }
+                self.retire_socket(&old);
                 return OpReply::Session(Some(claimed));
             }
             let taken = namespace.recovery.as_ref().and_then(|r| r.take(pid));
